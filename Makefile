@@ -1,0 +1,20 @@
+# The two commands of the README's quick start.
+.PHONY: demo test setup bench-icmp bench-snmp lint
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/python -m monitor.demo
+
+test: setup
+	.venv/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+bench-icmp: setup
+	.venv/bin/python benchmarks/icmp_sweep.py
+
+bench-snmp: setup
+	.venv/bin/python benchmarks/snmp_walk.py
+
+lint: setup
+	.venv/bin/pip install -q -e '.[dev]' && .venv/bin/ruff check . && .venv/bin/mypy monitor probes alerts

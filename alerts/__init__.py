@@ -1,0 +1,1 @@
+"""Alert rules, engine and notifiers (see the alerts issue)."""

@@ -1,0 +1,231 @@
+"""Real SNMP agents on loopback for the demo, the tests and the benchmarks.
+
+``start_snmpsim`` serves the device recordings (``.snmprec``) with snmpsim from its own
+venv (``.venv-sim``; snmpsim needs pysmi, which netmon must not import).
+``start_snmpd`` runs net-snmp's ``snmpd`` with a generated config (v1/v2c communities
+and SNMPv3 users). Both wait until the agent answers before returning.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RECORDINGS = PROJECT_ROOT / "tests" / "fixtures" / "snmprec"
+SIM_VENV = PROJECT_ROOT / ".venv-sim"
+
+
+class AgentError(RuntimeError):
+    """An agent could not be started; the message says why and how to fix it."""
+
+
+@dataclass
+class Agent:
+    """A running agent process on ``host:port``."""
+
+    name: str
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    log_path: Path
+    _cleanup: list[Path] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        for path in self._cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _ber_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _ber_len(len(body)) + body
+
+
+def v2c_get_sysuptime(community: str, request_id: int = 1) -> bytes:
+    """A minimal SNMPv2c GET of sysUpTime.0, used only to see whether an agent is up."""
+    oid = bytes([0x2B, 6, 1, 2, 1, 1, 3, 0])  # 1.3.6.1.2.1.1.3.0
+    varbind = _tlv(0x30, _tlv(0x06, oid) + b"\x05\x00")
+    pdu = _tlv(
+        0xA0,
+        _tlv(0x02, request_id.to_bytes(2, "big")) + b"\x02\x01\x00\x02\x01\x00" + _tlv(0x30, varbind),
+    )
+    return _tlv(0x30, b"\x02\x01\x01" + _tlv(0x04, community.encode()) + pdu)
+
+
+def wait_for_agent(
+    host: str, port: int, community: str, timeout: float, process: subprocess.Popen[bytes]
+) -> bool:
+    """Poll with a v2c GET until any answer arrives, the process dies, or time runs out."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + timeout
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            try:
+                s.sendto(v2c_get_sysuptime(community), (host, port))
+                s.recvfrom(65535)
+                return True
+            except OSError:  # timeout, or ICMP port unreachable while still starting
+                continue
+    return False
+
+
+def snmpsim_available() -> str | None:
+    """None when snmpsim can run, else the reason it cannot."""
+    exe = SIM_VENV / "bin" / "snmpsim-command-responder"
+    if not exe.exists():
+        return f"snmpsim is not installed in {SIM_VENV} (run scripts/setup.sh)"
+    return None
+
+
+def start_snmpsim(
+    data_dir: Path = RECORDINGS,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    extra_endpoints: Sequence[tuple[str, int]] = (),
+    ready_community: str = "printer/canon-lbp6670",
+    timeout: float = 30.0,
+) -> Agent:
+    """Serve every recording in ``data_dir``; the community is the file's relative path."""
+    if reason := snmpsim_available():
+        raise AgentError(reason)
+    port = port or free_udp_port(host)
+    workdir = Path(tempfile.mkdtemp(prefix="netmon-snmpsim-"))
+    log_path = workdir / "snmpsim.log"
+    flag = "--agent-udpv6-endpoint" if ":" in host else "--agent-udpv4-endpoint"
+    cmd = [
+        str(SIM_VENV / "bin" / "snmpsim-command-responder"),
+        f"--data-dir={data_dir}",
+        f"{flag}={'[' + host + ']' if ':' in host else host}:{port}",
+        f"--cache-dir={workdir / 'cache'}",
+        "--log-level=error",
+    ]
+    for h, p in extra_endpoints:
+        f = "--agent-udpv6-endpoint" if ":" in h else "--agent-udpv4-endpoint"
+        cmd.append(f"{f}={'[' + h + ']' if ':' in h else h}:{p}")
+    env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
+    with log_path.open("wb") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    agent = Agent("snmpsim", host, port, proc, workdir, log_path, [workdir])
+    if not wait_for_agent(host, port, ready_community, timeout, proc):
+        tail = agent.log_tail()
+        agent.stop()
+        raise AgentError(f"snmpsim did not answer on {agent.endpoint} within {timeout}s:\n{tail}")
+    return agent
+
+
+@dataclass(frozen=True)
+class V3User:
+    """An SNMPv3 user for snmpd. ``auth``/``priv`` use net-snmp's names (SHA-256, AES256...)."""
+
+    name: str
+    auth: str | None = None
+    auth_password: str | None = None
+    priv: str | None = None
+    priv_password: str | None = None
+
+    @property
+    def level(self) -> str:
+        if self.priv:
+            return "priv"
+        return "auth" if self.auth else "noauth"
+
+
+def snmpd_available() -> str | None:
+    if not shutil.which("snmpd") and not Path("/usr/sbin/snmpd").exists():
+        return "net-snmp's snmpd is not installed (apt-get install snmpd)"
+    return None
+
+
+def start_snmpd(
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    communities: Sequence[str] = ("public",),
+    users: Sequence[V3User] = (),
+    extra_config: Sequence[str] = (),
+    timeout: float = 15.0,
+) -> Agent:
+    """Run snmpd on ``host:port`` with read-only communities and SNMPv3 users."""
+    if reason := snmpd_available():
+        raise AgentError(reason)
+    exe = shutil.which("snmpd") or "/usr/sbin/snmpd"
+    port = port or free_udp_port(host)
+    workdir = Path(tempfile.mkdtemp(prefix="netmon-snmpd-"))
+    log_path = workdir / "snmpd.log"
+    conf = workdir / "snmpd.conf"
+    lines = [f"rocommunity {c} default" if ":" not in host else f"rocommunity6 {c} default" for c in communities]
+    for u in users:
+        parts = ["createUser", u.name]
+        if u.auth:
+            parts += [u.auth, f'"{u.auth_password}"']
+            if u.priv:
+                parts += [u.priv, f'"{u.priv_password}"']
+        lines.append(" ".join(parts))
+        lines.append(f"rouser {u.name} {u.level}")
+    lines.append("dontLogTCPWrappersConnects yes")
+    lines += list(extra_config)
+    conf.write_text("\n".join(lines) + "\n")
+    endpoint = f"udp6:[{host}]:{port}" if ":" in host else f"udp:{host}:{port}"
+    cmd = [exe, "-f", "-C", "-c", str(conf), "-I", "-smux", "-Lf", str(log_path), endpoint]
+    env = dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir / "persist"), MIBS="", MIBDIRS="/dev/null")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    agent = Agent("snmpd", host, port, proc, workdir, log_path, [workdir])
+    ready = communities[0] if communities else "public"
+    if communities and not wait_for_agent(host, port, ready, timeout, proc):
+        tail = agent.log_tail()
+        agent.stop()
+        raise AgentError(f"snmpd did not answer on {agent.endpoint} within {timeout}s:\n{tail}")
+    if not communities:
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            raise AgentError(f"snmpd exited at start:\n{agent.log_tail()}")
+    return agent

@@ -1,0 +1,85 @@
+"""The catalogue of every metric a probe may emit: its type and help text.
+
+Probes emit :class:`probes.result.Sample` objects by name; the exporter turns them into
+metric families using this table, and a test checks every emitted name is listed here.
+State sets (one series per state, value 1 for the current one) are gauges with a
+``state``/``status``/``condition`` label. ``_info`` gauges always have value 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef:
+    type: Literal["gauge", "counter"]
+    help: str
+
+
+def _g(help_: str) -> MetricDef:
+    return MetricDef("gauge", help_)
+
+
+def _c(help_: str) -> MetricDef:
+    return MetricDef("counter", help_)
+
+
+METRICS: dict[str, MetricDef] = {
+    # --- every probe (added by the runner, not by probes) ---
+    "netmon_probe_success": _g("1 if the probe's status is ok or partial, else 0."),
+    "netmon_probe_duration_seconds": _g("Wall time the probe run took."),
+    "netmon_probe_status": _g("Outcome of the last probe run, one series per status; 1 marks the current one."),
+    # --- ICMP ---
+    "netmon_icmp_packets_sent_total": _c("Echo requests sent in the last probe run."),
+    "netmon_icmp_packets_received_total": _c("Echo replies received in the last probe run."),
+    "netmon_icmp_packet_loss_ratio": _g("Share of echo requests without a reply in the last probe run (0-1)."),
+    "netmon_icmp_rtt_seconds": _g("Round-trip time of the replies in the last probe run, by stat (min, avg, max)."),
+    "netmon_icmp_jitter_seconds": _g("Mean absolute difference between consecutive round-trip times."),
+    # --- TCP ---
+    "netmon_tcp_connect_seconds": _g("Time to complete the TCP handshake."),
+    # --- SNMP: system ---
+    "netmon_device_info": _g("Identity strings of the device from SNMPv2-MIB system group; value is always 1."),
+    "netmon_device_uptime_seconds": _g("Time since the device's SNMP agent (sysUpTime) or host (hrSystemUptime) started."),
+    # --- SNMP: interfaces ---
+    "netmon_interface_info": _g("Names and type of an interface; value is always 1."),
+    "netmon_interface_oper_up": _g("1 if ifOperStatus is up, else 0."),
+    "netmon_interface_admin_up": _g("1 if ifAdminStatus is up, else 0."),
+    "netmon_interface_oper_status": _g("ifOperStatus as a state set; 1 marks the current state."),
+    "netmon_interface_speed_bytes": _g("Interface speed in bytes per second (ifHighSpeed, else ifSpeed)."),
+    "netmon_interface_receive_bytes_total": _c("Octets received (ifHCInOctets, else ifInOctets)."),
+    "netmon_interface_transmit_bytes_total": _c("Octets sent (ifHCOutOctets, else ifOutOctets)."),
+    "netmon_interface_receive_errors_total": _c("Inbound packets with errors (ifInErrors)."),
+    "netmon_interface_transmit_errors_total": _c("Outbound packets with errors (ifOutErrors)."),
+    "netmon_interface_receive_discards_total": _c("Inbound packets discarded (ifInDiscards)."),
+    "netmon_interface_transmit_discards_total": _c("Outbound packets discarded (ifOutDiscards)."),
+    # --- SNMP: printer ---
+    "netmon_printer_supply_level_ratio": _g("Supply level as a share of its capacity (0-1); only when both are known."),
+    "netmon_printer_supply_state": _g("Supply state set (ok, low, empty, some_remaining, unknown, unlimited, nearly_full, full)."),
+    "netmon_printer_tray_level_ratio": _g("Paper tray level as a share of its capacity (0-1); only when both are known."),
+    "netmon_printer_tray_state": _g("Paper tray state set (ok, low, empty, some_remaining, unknown, unlimited)."),
+    "netmon_printer_condition": _g("1 for each condition hrPrinterDetectedErrorState reports (no_paper, jammed, door_open, ...)."),
+    "netmon_printer_status": _g("hrPrinterStatus as a state set (other, unknown, idle, printing, warmup)."),
+    "netmon_printer_alert_info": _g("An active row of the Printer-MIB alert table; value is always 1."),
+    "netmon_printer_cover_open": _g("1 if the cover (prtCoverStatus) is open, else 0."),
+    "netmon_printer_pages_total": _c("Pages printed over the printer's life (prtMarkerLifeCount)."),
+    # --- SNMP: host ---
+    "netmon_host_cpu_load_ratio": _g("Average load of one processor over the last minute (hrProcessorLoad, 0-1)."),
+    "netmon_host_storage_size_bytes": _g("Size of a storage area (disk, memory) in bytes."),
+    "netmon_host_storage_used_bytes": _g("Used space of a storage area in bytes."),
+    "netmon_host_processes": _g("Number of processes (hrSystemProcesses)."),
+    "netmon_host_users": _g("Number of user sessions (hrSystemNumUsers)."),
+    # --- SNMP: UPS ---
+    "netmon_ups_on_battery": _g("1 if the UPS is running on battery, else 0."),
+    "netmon_ups_battery_status": _g("Battery status as a state set (normal, low, depleted, unknown)."),
+    "netmon_ups_battery_charge_ratio": _g("Remaining battery charge (0-1)."),
+    "netmon_ups_battery_runtime_seconds": _g("Estimated runtime left on battery."),
+    "netmon_ups_battery_replace_needed": _g("1 if the UPS says its battery needs replacing, else 0."),
+    "netmon_ups_load_ratio": _g("Output load as a share of the UPS's capacity (0-1)."),
+    "netmon_ups_input_voltage_volts": _g("Input line voltage."),
+    "netmon_ups_output_voltage_volts": _g("Output voltage."),
+    # --- SNMP: the probe itself ---
+    "netmon_snmp_varbinds": _g("Variable bindings received in the last SNMP probe run."),
+    "netmon_snmp_requests": _g("SNMP requests sent in the last SNMP probe run, including retries."),
+}
