@@ -1,0 +1,68 @@
+"""Plain data passed between the SNMP I/O layer (``client``) and the pure converters
+(``modules``). Nothing here does I/O or imports pysnmp.
+
+Values arrive already converted from pysnmp/pyasn1 types to Python:
+
+===================================  ===========================================
+SNMP type                            Python value
+===================================  ===========================================
+INTEGER, Counter32/64, Gauge32,      ``int``
+TimeTicks, Unsigned32
+OCTET STRING, Opaque                 ``bytes`` (decode with ``modules.base.text``)
+OBJECT IDENTIFIER                    ``str``, dotted (``"1.3.6.1.4.1.11"``)
+IpAddress                            ``str`` (``"192.0.2.1"``)
+noSuchObject/noSuchInstance/         not present at all
+endOfMibView
+===================================  ===========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from probes.result import Status
+
+OID = tuple[int, ...]
+Value = int | bytes | str
+#: Everything one probe run collected from one device: full OID -> value.
+Walked = Mapping[OID, Value]
+
+
+def oid(text: str) -> OID:
+    """``"1.3.6.1.2.1.1.1.0"`` (a leading dot is allowed) -> ``(1, 3, 6, 1, 2, 1, 1, 1, 0)``."""
+    return tuple(int(p) for p in text.strip().lstrip(".").split("."))
+
+
+def oid_str(o: Iterable[int]) -> str:
+    return ".".join(str(p) for p in o)
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpFailure:
+    """Why a request or walk did not (fully) succeed, in words an IT person can act on."""
+
+    status: Status
+    explanation: str
+
+
+@dataclass(slots=True)
+class WalkResult:
+    """Rows below one base OID. ``failure`` is set when the walk did not reach its end;
+    ``rows`` then holds what arrived before (``truncated`` says whether that was due to
+    the row limit rather than an error)."""
+
+    base: OID
+    rows: dict[OID, Value] = field(default_factory=dict)
+    failure: SnmpFailure | None = None
+    truncated: bool = False
+    requests: int = 0
+
+
+@dataclass(slots=True)
+class GetResult:
+    """Values of a GET; OIDs the agent does not have are simply missing from ``values``."""
+
+    values: dict[OID, Value] = field(default_factory=dict)
+    failure: SnmpFailure | None = None
+    requests: int = 0
