@@ -229,3 +229,54 @@ def start_snmpd(
         if proc.poll() is not None:
             raise AgentError(f"snmpd exited at start:\n{agent.log_tail()}")
     return agent
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@dataclass
+class DemoLab:
+    """Lab machines that are down or on a lossy link, each alone in a network namespace
+    reached over its own veth pair (root only). Addresses come from 198.18.0.0/15, the
+    range RFC 2544 sets aside for network benchmarking, so they cannot clash with a
+    school's real network; the routes exist only while the lab does."""
+
+    namespaces: list[str]
+    addresses: list[str]
+
+    #: (what it is, nftables rule dropping its incoming packets) per simulated machine.
+    #: nftables rather than ``tc netem``: many cloud and micro-VM kernels ship without
+    #: sch_netem, while nftables' random ``numgen`` is nearly always built in.
+    MACHINES = (("down", "drop"), ("lossy", "numgen random mod 100 < 30 drop"))
+
+    @classmethod
+    def create(cls) -> DemoLab | None:
+        lab = cls([], [])
+        try:
+            for n, (kind, rule) in enumerate(cls.MACHINES, start=1):
+                ns, host_if = f"netmon-demo-{os.getpid()}-{kind}", f"nmd{os.getpid() % 10000}{n}"
+                net = f"198.18.{200 + n}"
+                _ip("netns", "add", ns)
+                lab.namespaces.append(ns)
+                _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
+                _ip("addr", "add", f"{net}.1/30", "dev", host_if)
+                _ip("link", "set", host_if, "up")
+                _ip("-n", ns, "addr", "add", f"{net}.2/30", "dev", "eth0")
+                _ip("-n", ns, "link", "set", "eth0", "up")
+                _ip("-n", ns, "link", "set", "lo", "up")
+                ruleset = f"table inet netmon {{\n chain input {{\n type filter hook input priority 0;\n {rule}\n }}\n}}\n"
+                subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=ruleset,
+                               check=True, capture_output=True, text=True)
+                lab.addresses.append(f"{net}.2")
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or exc
+            print(f"(could not build the namespace lab: {str(detail).strip()}; leaving it out)")
+            lab.destroy()
+            return None
+        return lab
+
+    def destroy(self) -> None:
+        for ns in self.namespaces:  # deleting a namespace removes its veth pair too
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        self.namespaces.clear()
