@@ -41,6 +41,7 @@ def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, in
         if end < 0:
             raise TargetSyntaxError(f"{text!r}: missing ']' after an IPv6 address")
         host, rest = text[1:end], text[end + 1 :]
+        _check_ipv6(text, host)
         if rest and not rest.startswith(":"):
             raise TargetSyntaxError(f"{text!r}: expected ':PORT' after ']'")
         port_text = rest[1:] if rest else ""
@@ -54,15 +55,19 @@ def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, in
     if not host:
         raise TargetSyntaxError(f"{text!r}: empty host")
     if ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise TargetSyntaxError(f"{text!r}: {host!r} is not a valid IPv6 address") from None
+        _check_ipv6(text, host)
     if not port_text:
         return host, default_port
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise TargetSyntaxError(f"{text!r}: port must be a number from 1 to 65535")
     return host, int(port_text)
+
+
+def _check_ipv6(text: str, host: str) -> None:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise TargetSyntaxError(f"{text!r}: {host!r} is not a valid IPv6 address") from None
 
 
 def parse_target(text: str, default_port: int | None = None) -> Target:
