@@ -39,9 +39,12 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.netmon-stamp 2>/dev/null)" != "$
     echo "$stamp" > .venv/.netmon-stamp
 fi
 
-if [ ! -x .venv-sim/bin/snmpsim-command-responder ]; then
+# cryptography: snmpsim needs it to answer SNMPv3 with privacy.
+SIM_PACKAGES=('snmpsim==1.2.2' 'pysmi>=2,<3' 'pysnmp==7.1.30' 'pyasn1==0.6.5' 'cryptography>=45,<50')
+if [ ! -x .venv-sim/bin/snmpsim-command-responder ] || [ "$(cat .venv-sim/.netmon-stamp 2>/dev/null)" != "$stamp" ]; then
     [ -x "$SIM_PYTHON" ] || SIM_PYTHON=$PYTHON
     log "creating .venv-sim (snmpsim) with $SIM_PYTHON"
     "$SIM_PYTHON" -m venv .venv-sim
-    .venv-sim/bin/pip install -q 'snmpsim==1.2.2' 'pysmi>=2,<3' 'pysnmp==7.1.30' 'pyasn1==0.6.5'
+    .venv-sim/bin/pip install -q "${SIM_PACKAGES[@]}"
+    echo "$stamp" > .venv-sim/.netmon-stamp
 fi
