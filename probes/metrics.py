@@ -72,7 +72,7 @@ METRICS: dict[str, MetricDef] = {
     "netmon_host_users": _g("Number of user sessions (hrSystemNumUsers)."),
     # --- SNMP: UPS ---
     "netmon_ups_on_battery": _g("1 if the UPS is running on battery, else 0."),
-    "netmon_ups_battery_status": _g("Battery status as a state set (normal, low, depleted, unknown)."),
+    "netmon_ups_battery_status": _g("Battery status as a state set (normal, low, depleted, fault, unknown)."),
     "netmon_ups_battery_charge_ratio": _g("Remaining battery charge (0-1)."),
     "netmon_ups_battery_runtime_seconds": _g("Estimated runtime left on battery."),
     "netmon_ups_battery_replace_needed": _g("1 if the UPS says its battery needs replacing, else 0."),
