@@ -5,7 +5,8 @@ and removes them afterwards, so tests never touch the host's own interfaces, rou
 sysctls: sysctls under ``net.`` are per namespace. Needs root and iproute2 (``ip``,
 ``tc``); call :func:`missing` to learn why not, then ``need(missing())`` in a test.
 Loss uses ``tc netem`` when the kernel has it, else an nftables random-drop rule;
-delay needs netem (:func:`netem_missing`).
+delay likewise, else a user-space echo responder in the namespace
+(``tests/echo_responder.py``) answers pings after the delay.
 
     with netns() as ns, veth(ns, free_subnet(), loss_percent=30, delay_ms=50) as link:
         ... ping link.inner from this namespace ...
@@ -224,6 +225,7 @@ def veth(
     outer, inner = (str(a) for a in itertools.islice(net.hosts(), 2))
     base = _unique("nv")
     outer_dev, inner_dev = f"{base}a", f"{base}b"
+    responder: subprocess.Popen[str] | None = None
     _ip(outer_ns, "link", "add", outer_dev, "type", "veth", "peer", "name", inner_dev)
     try:
         _ip(outer_ns, "link", "set", inner_dev, "netns", ns.name)
@@ -236,9 +238,12 @@ def veth(
         _ip(ns, "neigh", "replace", outer, "lladdr", _mac(outer_ns, outer_dev),
             "dev", inner_dev, "nud", "permanent")
         if loss_percent or delay_ms:
-            impair(ns, inner_dev, loss_percent=loss_percent, delay_ms=delay_ms)
+            responder = impair(ns, inner_dev, loss_percent=loss_percent, delay_ms=delay_ms)
         yield Link(outer_ns, ns, outer_dev, inner_dev, outer, inner, net.prefixlen)
     finally:
+        if responder is not None:
+            responder.kill()
+            responder.wait(timeout=5)
         # Deleting either end removes both; the inner one may already be gone with ns.
         sh("ip", *(["-n", outer_ns.name] if outer_ns else []), "link", "del", outer_dev,
            check=False)
@@ -263,17 +268,40 @@ def netem_missing() -> str | None:
     return None
 
 
-def impair(ns: Netns, dev: str, *, loss_percent: float = 0, delay_ms: float = 0) -> None:
+def impair(
+    ns: Netns, dev: str, *, loss_percent: float = 0, delay_ms: float = 0
+) -> subprocess.Popen[str] | None:
     """Drop ``loss_percent`` of the packets leaving ``dev`` and delay the rest.
 
-    netem when available; otherwise nftables drops at random (no delay possible).
+    netem when available. Otherwise nftables drops at random, and for a delay the
+    namespace's kernel stops answering pings while a user-space responder answers them
+    ``delay_ms`` late (ICMP echo only); the responder process is returned for cleanup.
     """
     if netem_missing() is None:
         spec = f"loss {loss_percent:g}%" + (f" delay {delay_ms:g}ms" if delay_ms else "")
         set_netem(ns, dev, spec)
-        return
-    if delay_ms:
-        raise RuntimeError(str(netem_missing()))
+        return None
+    responder = _slow_echo_responder(ns, delay_ms) if delay_ms else None
+    if loss_percent:
+        _nft_drop(ns, dev, loss_percent)
+    return responder
+
+
+def _slow_echo_responder(ns: Netns, delay_ms: float) -> subprocess.Popen[str]:
+    ns.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    proc = subprocess.Popen(
+        [*ns.prefix(), sys.executable, str(REPO / "tests" / "echo_responder.py"),
+         "--delay-ms", f"{delay_ms:g}"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError("the echo responder did not start")
+    return proc
+
+
+def _nft_drop(ns: Netns, dev: str, loss_percent: float) -> None:
     sample = "" if loss_percent >= 100 else f"numgen random mod 100 < {loss_percent:g} "
     rules = (
         "table inet netmon_impair {\n"

@@ -1,5 +1,5 @@
 """The ICMP probe against real hosts: loopback, and namespaces built by the test with
-veth links shaped by tc netem (loss, delay, a dead host), unreachable routes, a router
+veth links with loss and delay (tc netem, or nftables and a slow echo responder), a dead host, unreachable routes, a router
 that answers 'host unreachable', and an unprivileged user with and without ping
 sockets. Packets go only to 127/8, ::1 and addresses inside the test's namespaces."""
 
@@ -174,7 +174,6 @@ async def test_lossy_link(raw_ctx: ProbeContext, ns: nn.Netns) -> None:
 
 
 async def test_lossy_delayed_link(raw_ctx: ProbeContext, ns: nn.Netns) -> None:
-    need(nn.netem_missing())
     count, p = 300, 0.30
     with nn.veth(ns, nn.free_subnet(), loss_percent=30, delay_ms=50) as link:
         settings = IcmpSettings(count=count, interval=0.01, timeout=1.0)
