@@ -55,7 +55,7 @@ METRICS: dict[str, MetricDef] = {
     "netmon_interface_receive_discards_total": _c("Inbound packets discarded (ifInDiscards)."),
     "netmon_interface_transmit_discards_total": _c("Outbound packets discarded (ifOutDiscards)."),
     # --- SNMP: printer ---
-    "netmon_printer_supply_level_ratio": _g("Supply level as a share of its capacity (0-1); only when both are known."),
+    "netmon_printer_supply_level_ratio": _g("Supply level as a share of its capacity (0-1); for receptacles (waste boxes) the share filled; only when both are known."),
     "netmon_printer_supply_state": _g("Supply state set (ok, low, empty, some_remaining, unknown, unlimited, nearly_full, full)."),
     "netmon_printer_tray_level_ratio": _g("Paper tray level as a share of its capacity (0-1); only when both are known."),
     "netmon_printer_tray_state": _g("Paper tray state set (ok, low, empty, some_remaining, unknown, unlimited)."),
