@@ -50,9 +50,19 @@ def netmon_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "monitor.cli"]
 
 
-def run(title: str, args: list[str]) -> int:
-    print(f"\n\033[1m── {title}\033[0m\n$ netmon {shlex.join(args)}", flush=True)
-    return subprocess.run(netmon_exe() + args, check=False).returncode
+def run(title: str, args: list[str], community: str | None = None) -> int:
+    """Print the command as a user would type it, then run it.
+
+    The community goes through the environment, as a careful IT person would pass it
+    (command-line secrets show up in ``ps``)."""
+    env = dict(os.environ)
+    shown = f"netmon {shlex.join(args)}"
+    if community is not None:
+        env["SNMP_COMMUNITY"] = community
+        args = [*args, "--community-env", "SNMP_COMMUNITY"]
+        shown = f"SNMP_COMMUNITY={shlex.quote(community)} {shown} --community-env SNMP_COMMUNITY"
+    print(f"\n\033[1m── {title}\033[0m\n$ {shown}", flush=True)
+    return subprocess.run(netmon_exe() + args, check=False, env=env).returncode
 
 
 class TcpListener:
@@ -90,15 +100,15 @@ def tour(agent: simlab.Agent, tcp_port: int, lab_extra: list[str]) -> None:
     ep = agent.endpoint
     run("Lab 204: is every machine on?", ["probe", "icmp", *LAB_ROOM[:6], *lab_extra])
     for dev in SCHOOL:
-        args = ["probe", dev.command, ep, "--community", dev.recording]
+        args = ["probe", dev.command, ep]
         if dev.modules:
             args += ["--module", dev.modules]
-        run(dev.name, args)
+        run(dev.name, args, community=dev.recording)
     run("Is the printer's raw print port open? (and one that is not)",
         ["probe", "tcp", f"127.0.0.1:{tcp_port}", f"127.0.0.1:{simlab.free_udp_port()}"])
     run("For Nagios/Icinga: the same printer check as a plugin",
-        ["probe", "printer", ep, "--community", "printer/brother-hl-5370dw", "--nagios",
-         "--warning", "supply=20", "--critical", "supply=5"])
+        ["probe", "printer", ep, "--nagios", "--warning", "supply=20", "--critical", "supply=5"],
+        community="printer/brother-hl-5370dw")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             if opts.once:
                 return 0
             print(f"\nThe simulator keeps running on {agent.endpoint}. Try for example:\n"
-                  f"  .venv/bin/netmon probe printer {agent.endpoint} --community printer/sharp-mx-3570n\n"
-                  f"  .venv/bin/netmon probe snmp {agent.endpoint} --community switch/cisco-catalyst-2960 "
-                  "--module interfaces\nPress Ctrl-C to stop.", flush=True)
+                  f"  SNMP_COMMUNITY=printer/sharp-mx-3570n .venv/bin/netmon probe printer "
+                  f"{agent.endpoint} --community-env SNMP_COMMUNITY\n"
+                  f"  SNMP_COMMUNITY=switch/cisco-catalyst-2960 .venv/bin/netmon probe snmp "
+                  f"{agent.endpoint} --community-env SNMP_COMMUNITY --module interfaces\n"
+                  "Press Ctrl-C to stop.", flush=True)
             try:
                 signal.pause()
             except KeyboardInterrupt:
