@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import itertools
-import statistics
 from typing import Annotated, Literal
 
 from icmplib import async_resolve
@@ -123,7 +122,7 @@ def _ms(seconds: float) -> str:
 def _judge(who: str, stats: PingStats, settings: IcmpSettings) -> tuple[Status, str]:
     sent, received = stats.sent, stats.received
     if received:
-        avg = _ms(statistics.fmean(stats.rtts))
+        avg = _ms(sum(stats.rtts) / received)
         if received >= sent:
             return Status.OK, f"{who}: {received} of {sent} echo replies, avg {avg}"
         loss = 1 - received / sent
@@ -138,21 +137,24 @@ def _judge(who: str, stats: PingStats, settings: IcmpSettings) -> tuple[Status, 
     return Status.TIMEOUT, f"{who}: {silence}: host down, or ICMP blocked"
 
 
+_MIN, _AVG, _MAX = (("stat", "min"),), (("stat", "avg"),), (("stat", "max"),)
+
+
 def icmp_samples(stats: PingStats) -> list[Sample]:
     """Packet counts and loss always; RTT and jitter only when something answered."""
     sent, received = stats.sent, stats.received
     samples = [
-        Sample.of("netmon_icmp_packets_sent_total", sent),
-        Sample.of("netmon_icmp_packets_received_total", received),
-        Sample.of("netmon_icmp_packet_loss_ratio", 1 - received / sent if sent else 1.0),
+        Sample("netmon_icmp_packets_sent_total", (), float(sent)),
+        Sample("netmon_icmp_packets_received_total", (), float(received)),
+        Sample("netmon_icmp_packet_loss_ratio", (), 1 - received / sent if sent else 1.0),
     ]
     rtts = stats.rtts
     if rtts:
         samples += [
-            Sample.of("netmon_icmp_rtt_seconds", min(rtts), stat="min"),
-            Sample.of("netmon_icmp_rtt_seconds", statistics.fmean(rtts), stat="avg"),
-            Sample.of("netmon_icmp_rtt_seconds", max(rtts), stat="max"),
-            Sample.of("netmon_icmp_jitter_seconds", jitter(rtts)),
+            Sample("netmon_icmp_rtt_seconds", _MIN, min(rtts)),
+            Sample("netmon_icmp_rtt_seconds", _AVG, sum(rtts) / len(rtts)),
+            Sample("netmon_icmp_rtt_seconds", _MAX, max(rtts)),
+            Sample("netmon_icmp_jitter_seconds", (), jitter(rtts)),
         ]
     return samples
 
@@ -161,4 +163,4 @@ def jitter(rtts: list[float]) -> float:
     """Mean absolute difference between consecutive round-trip times (0 for one)."""
     if len(rtts) < 2:
         return 0.0
-    return statistics.fmean(abs(b - a) for a, b in itertools.pairwise(rtts))
+    return sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)

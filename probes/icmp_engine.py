@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import os
-import random
 import socket
 import struct
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,7 @@ SO_RCVBUFFORCE = 33
 IP_RECVERR = 11
 IPV6_RECVERR = 25
 SOL_IPV6 = socket.IPPROTO_IPV6
+SOL_SOCKET = socket.SOL_SOCKET
 SOL_RAW = 255
 ICMP_FILTER = 1
 ICMP6_FILTER = 1
@@ -122,12 +124,9 @@ def build_echo_request(
     pseudo-header this process does not know). ``payload_sum`` (see :func:`word_sum`)
     saves summing the same payload for every packet.
     """
-    if ipv6:
-        return struct.pack("!BBHHH", ICMP6_ECHO, 0, 0, ident, seq) + payload
     if payload_sum is None:
         payload_sum = word_sum(payload)
-    csum = _fold((ICMP_ECHO << 8) + ident + seq + payload_sum)
-    return struct.pack("!BBHHH", ICMP_ECHO, 0, csum, ident, seq) + payload
+    return bytes(_Template(ipv6, ident, payload, payload_sum).fill(seq))
 
 
 def word_sum(data: bytes) -> int:
@@ -256,22 +255,87 @@ class PingStats:
     errors: list[str] = field(default_factory=list)
 
 
-class _Request:
-    """Book-keeping of one ``ping()`` call, shared by its echo requests."""
+_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+_TIMESPEC = struct.Struct("@qq")
+#: Attempts at one echo request while the send buffer is full, 1 ms more apart each time.
+_SEND_ATTEMPTS = 20
 
-    __slots__ = ("all_sent", "done", "outstanding", "stats", "timeout_ns")
 
-    def __init__(self, stats: PingStats, timeout_ns: int, done: asyncio.Future[None]) -> None:
+class _Template:
+    """A reusable echo request buffer: only sequence and checksum change per packet."""
+
+    __slots__ = ("base", "buffer", "ident", "type")
+
+    def __init__(self, ipv6: bool, ident: int, payload: bytes, payload_sum: int) -> None:
+        self.buffer = bytearray(8 + len(payload))
+        self.buffer[8:] = payload
+        self.ident = ident
+        self.type = ICMP6_ECHO if ipv6 else ICMP_ECHO
+        # One's-complement sum of everything but the sequence, folded to 16 bits (-1 for
+        # ICMPv6, whose checksum the kernel computes), so a packet costs one addition.
+        base = -1
+        if not ipv6:
+            base = (ICMP_ECHO << 8) + ident + payload_sum
+            while base >> 16:
+                base = (base & 0xFFFF) + (base >> 16)
+        self.base = base
+
+    def fill(self, seq: int) -> bytearray:
+        """The buffer holding the request with sequence ``seq`` (valid until the next fill)."""
+        csum = 0
+        if self.base >= 0:
+            total = self.base + seq
+            csum = ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
+        _HEADER.pack_into(self.buffer, 0, self.type, 0, csum, self.ident, seq)
+        return self.buffer
+
+
+class _Probe:
+    """Book-keeping of one ``ping()`` call, shared by its echo requests.
+
+    While it is live the engine's heap holds exactly one event for it: when its next
+    echo request is due or, once all are sent, the deadline of the last reply.
+    """
+
+    __slots__ = ("address", "attempts", "channel", "done", "due", "finished", "interval",
+                 "outstanding", "seqs", "sockaddr", "stats", "template", "timeout",
+                 "timeout_ns", "to_send")
+
+    def __init__(self, channel: _Channel, address: str, sockaddr: tuple[object, ...],
+                 template: _Template, stats: PingStats, count: int, interval: float,
+                 timeout: float, done: asyncio.Future[None]) -> None:
+        self.channel = channel
+        self.address = address
+        self.sockaddr = sockaddr
+        self.template = template
         self.stats = stats
-        self.timeout_ns = timeout_ns
-        self.outstanding = 0
-        self.all_sent = False
+        self.to_send = count
+        self.interval = interval
+        self.timeout = timeout
+        self.timeout_ns = int(timeout * 1e9)
         self.done = done
+        self.outstanding = 0
+        self.attempts = 0
+        self.due = 0.0  # loop time of its next event
+        self.finished = False
+        self.seqs: list[int] = []
+
+    def finish(self) -> None:
+        """Stop waiting: forget unanswered requests, wake the ``ping()`` call once."""
+        self.finished = True
+        if self.outstanding:
+            pending, address = self.channel.pending, self.address
+            for seq in self.seqs:
+                entry = pending.get((address, seq))
+                if entry is not None and entry[0] is self:
+                    del pending[address, seq]
+        if not self.done.done():
+            self.done.set_result(None)
 
     def answered(self) -> None:
         self.outstanding -= 1
-        if self.all_sent and self.outstanding == 0 and not self.done.done():
-            self.done.set_result(None)
+        if not self.outstanding and not self.to_send:
+            self.finish()
 
 
 _Key = tuple[str, int]  # (canonical source address, sequence number)
@@ -286,15 +350,13 @@ class _Channel:
         self.ipv6 = ipv6
         self.raw = engine.mode == "raw"
         self.has_ip_header = self.raw and not ipv6
-        self.pending: dict[_Key, tuple[_Request, int]] = {}
+        self.pending: dict[_Key, tuple[_Probe, int]] = {}
         self.buffer = bytearray(65536)
         self.view = memoryview(self.buffer)
         self.ancsize = socket.CMSG_SPACE(16) + 64
         rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         #: Echo requests sent per loop iteration before the reader gets a turn.
         self.send_budget = max(32, rcvbuf // _BYTES_PER_QUEUED_REPLY)
-        self.sent_this_turn = 0
-        self.turn: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -302,40 +364,60 @@ class _Channel:
             self.loop = loop
             loop.add_reader(self.sock.fileno(), self.on_readable)
 
-    async def wait_turn(self) -> None:
-        """Keep a burst of sends from overflowing the receive buffer before we read:
-        past ``send_budget`` sends in one loop iteration, wait for the next one."""
-        assert self.loop is not None
-        if self.turn is None:
-            self.turn = self.loop.create_future()
-            self.loop.call_soon(self._next_turn)
-        await asyncio.shield(self.turn)
-
-    def _next_turn(self) -> None:
-        self.sent_this_turn = 0
-        turn, self.turn = self.turn, None
-        if turn is not None and not turn.done():
-            turn.set_result(None)
-
     def on_readable(self) -> None:
-        """Drain every queued packet, then (datagram) the error queue."""
-        sock, view, ancsize = self.sock, self.view, self.ancsize
+        """Drain every queued packet, then (datagram) the error queue.
+
+        Echo replies, nearly every packet, are handled inline: that is the hot path.
+        """
+        sock, buffer, buffers, ancsize = self.sock, self.buffer, [self.view], self.ancsize
+        pending, has_ip_header, ipv6 = self.pending, self.has_ip_header, self.ipv6
+        reply_type = ICMP6_ECHO_REPLY if ipv6 else ICMP_ECHO_REPLY
+        ident = self.engine.ident if self.raw else -1  # the kernel checks it (datagram)
+        unpack, unpack_timespec = _HEADER.unpack_from, _TIMESPEC.unpack_from
         while True:
             try:
-                size, ancdata, _, addr = sock.recvmsg_into([view], ancsize)
+                size, ancdata, _, addr = sock.recvmsg_into(buffers, ancsize)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 continue  # a pending socket error (datagram); the error queue has details
-            parsed = parse_icmp(view[:size], self.ipv6, self.has_ip_header)
-            if parsed is None or (self.raw and parsed.ident != self.engine.ident):
+            offset = (buffer[0] & 0x0F) * 4 if has_ip_header else 0
+            if size < offset + 8:
                 continue
-            if parsed.is_reply:
-                self._reply(_source(addr[0]), parsed.seq, _kernel_time_ns(ancdata))
-            elif parsed.dest is not None and parsed.error is not None:
-                self._error(parsed.dest, parsed.seq, f"{parsed.error} (from {addr[0]})")
+            icmp_type, _, _, reply_ident, seq = unpack(buffer, offset)
+            if icmp_type != reply_type:
+                self._other(size, addr[0])
+                continue
+            if ident >= 0 and reply_ident != ident:
+                continue
+            source = _source(addr[0]) if ipv6 else addr[0]
+            entry = pending.pop((source, seq), None)
+            if entry is None:
+                continue  # late, duplicate or someone else's
+            probe, send_ns = entry
+            level, kind, data = ancdata[0] if ancdata else (0, 0, b"")
+            if kind == SO_TIMESTAMPNS and level == SOL_SOCKET:
+                sec, nsec = unpack_timespec(data)
+                rtt_ns = sec * 1_000_000_000 + nsec - send_ns
+            else:
+                rtt_ns = _kernel_time_ns(ancdata) - send_ns
+            if rtt_ns <= probe.timeout_ns:
+                stats = probe.stats
+                stats.received += 1
+                stats.rtts.append(rtt_ns / 1e9 if rtt_ns > 0 else 0.0)
+            probe.outstanding -= 1
+            if not probe.outstanding and not probe.to_send:
+                probe.finish()
         if not self.raw:
             self._drain_errqueue()
+
+    def _other(self, size: int, source: str) -> None:
+        """A packet that is not an echo reply: an ICMP error about one of ours?"""
+        parsed = parse_icmp(self.view[:size], self.ipv6, self.has_ip_header)
+        if parsed is None or parsed.is_reply or (self.raw and parsed.ident != self.engine.ident):
+            return
+        if parsed.dest is not None and parsed.error is not None:
+            self._error(parsed.dest, parsed.seq, f"{parsed.error} (from {source})")
 
     def _drain_errqueue(self) -> None:
         while True:
@@ -351,17 +433,6 @@ class _Channel:
             if found is not None and addr:
                 self._error(_source(addr[0]), found[0], found[1])
 
-    def _reply(self, source: str, seq: int, recv_ns: int) -> None:
-        entry = self.pending.pop((source, seq), None)
-        if entry is None:
-            return  # late, duplicate or someone else's
-        request, send_ns = entry
-        rtt_ns = max(recv_ns - send_ns, 0)
-        if rtt_ns <= request.timeout_ns:
-            request.stats.received += 1
-            request.stats.rtts.append(rtt_ns / 1e9)
-        request.answered()
-
     def _error(self, dest: str, seq: int, text: str) -> None:
         entry = self.pending.pop((dest, seq), None)
         if entry is not None:
@@ -372,9 +443,8 @@ class _Channel:
         if self.loop is not None and not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
-        for request, _ in self.pending.values():
-            if not request.done.done():
-                request.done.set_result(None)
+        for probe, _ in list(self.pending.values()):
+            probe.finish()
         self.pending.clear()
 
 
@@ -384,8 +454,8 @@ def _source(address: str) -> str:
 
 def _kernel_time_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
     for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-            sec, nsec = struct.unpack_from("@qq", data)
+        if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= 16:
+            sec, nsec = _TIMESPEC.unpack_from(data)
             return int(sec * 1_000_000_000 + nsec)
     return time.time_ns()
 
@@ -395,15 +465,28 @@ class IcmpEngine:
 
     Raises :class:`IcmpPermissionError` (with the fix) when neither socket kind may be
     opened. Create it anywhere; it attaches to the running loop on the first ``ping``.
+
+    Sending is paced by one timer per engine, not by a task and timers per echo request:
+    time-ordered queues hold each live ping's next event (echo request due, or reply
+    deadline) and one callback sends every due request in a batch and expires overdue
+    pings. That keeps the per-echo cost to a queue entry, a ``sendto`` and a dict entry.
     """
 
     def __init__(self, mode: IcmpMode | None = None) -> None:
         self._channels: dict[int, _Channel] = {}
-        self._seq = random.randrange(0x10000)
+        self._seq = int.from_bytes(os.urandom(2))
         #: Identifier in our echo requests (raw mode; the kernel rewrites it otherwise).
-        self.ident = random.randrange(1, 0x10000)
-        self._payloads: dict[int, tuple[bytes, int]] = {}
+        self.ident = int.from_bytes(os.urandom(2)) % 0xFFFF + 1
+        self._templates: dict[tuple[bool, int], _Template] = {}
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Every live probe, waiting for its next event (``probe.due``) in one FIFO per
+        #: delay (interval, timeout, 0 for a first send): appended at now + delay, each
+        #: FIFO is in time order. Finished probes are dropped when they reach the head.
+        self._queues: dict[float, deque[_Probe]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._send_budget = 1 << 30
         self._mode: IcmpMode
         sock: socket.socket | None = None
         for candidate in ("raw", "datagram") if mode is None else (mode,):
@@ -413,11 +496,17 @@ class IcmpEngine:
                 break
         if sock is None:
             raise IcmpPermissionError(permission_message(mode))
-        self._channels[socket.AF_INET] = _Channel(self, _configure(sock, self._mode), False)
+        self._add_channel(socket.AF_INET, sock)
 
     @property
     def mode(self) -> IcmpMode:
         return self._mode
+
+    def _add_channel(self, family: int, sock: socket.socket) -> _Channel:
+        channel = _Channel(self, _configure(sock, self._mode), family == socket.AF_INET6)
+        self._channels[family] = channel
+        self._send_budget = min(self._send_budget, channel.send_budget)
+        return channel
 
     def _channel(self, family: int) -> _Channel:
         channel = self._channels.get(family)
@@ -425,18 +514,22 @@ class IcmpEngine:
             sock = _try_open(family, self._mode)
             if sock is None:
                 raise IcmpPermissionError(permission_message(self._mode))
-            channel = self._channels[family] = _Channel(
-                self, _configure(sock, self._mode), family == socket.AF_INET6
-            )
-        channel.attach(asyncio.get_running_loop())
+            channel = self._add_channel(family, sock)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._timer, self._timer_at = None, math.inf
+        channel.attach(loop)
         return channel
 
-    def _next_seq(self, channel: _Channel, address: str) -> int:
-        for _ in range(0x10000):
-            self._seq = (self._seq + 1) & 0xFFFF
-            if (address, self._seq) not in channel.pending:
-                return self._seq
-        raise RuntimeError("65,536 echo requests in flight to one address")
+    def _template(self, ipv6: bool, payload_size: int) -> _Template:
+        template = self._templates.get((ipv6, payload_size))
+        if template is None:
+            payload = payload_bytes(payload_size)
+            template = self._templates[ipv6, payload_size] = _Template(
+                ipv6, self.ident, payload, word_sum(payload)
+            )
+        return template
 
     async def ping(
         self, address: str, *, count: int, interval: float, timeout: float, payload_size: int
@@ -454,73 +547,140 @@ class IcmpEngine:
         except OSError as exc:
             stats.sent, stats.errors = count, [f"cannot open an ICMP socket: {exc.strerror}"]
             return stats
-        sockaddr = _sockaddr(address, ipv6)
-        loop = asyncio.get_running_loop()
-        cached = self._payloads.get(payload_size)
-        if cached is None:
-            payload = payload_bytes(payload_size)
-            cached = self._payloads[payload_size] = (payload, word_sum(payload))
-        payload, payload_sum = cached
-        request = _Request(stats, int(timeout * 1e9), loop.create_future())
-        keys: list[_Key] = []
-        last_send = loop.time()
+        loop = self._loop
+        assert loop is not None
+        probe = _Probe(channel, key_address, _sockaddr(address, ipv6),
+                       self._template(ipv6, payload_size), stats, count, interval, timeout,
+                       loop.create_future())
+        self._schedule(0.0, loop.time(), probe)
         try:
-            for i in range(count):
-                if i:
-                    await asyncio.sleep(interval)
-                channel.sent_this_turn += 1
-                if channel.sent_this_turn > channel.send_budget:
-                    await channel.wait_turn()
-                seq = self._next_seq(channel, key_address)
-                packet = build_echo_request(ipv6, self.ident, seq, payload, payload_sum)
-                stats.sent += 1
-                send_ns = time.time_ns()  # same clock as SO_TIMESTAMPNS (CLOCK_REALTIME)
-                try:
-                    channel.sock.sendto(packet, sockaddr)
-                    error = None
-                except OSError:
-                    error, send_ns = await _send(channel.sock, packet, sockaddr)
-                last_send = loop.time()
-                if error:
-                    stats.errors.append(error)
-                    continue
-                key = (key_address, seq)
-                channel.pending[key] = (request, send_ns)
-                keys.append(key)
-                request.outstanding += 1
-            request.all_sent = True
-            if request.outstanding:
-                async with asyncio.timeout_at(last_send + timeout):
-                    await request.done
-        except TimeoutError:
-            pass
+            await probe.done
         finally:
-            for key in keys:
-                channel.pending.pop(key, None)
+            if not probe.finished:
+                probe.finish()  # cancelled: forget its requests
         return stats
+
+    def _schedule(self, delay: float, when: float, probe: _Probe) -> None:
+        """Queue the probe's next event, due at ``when`` = now + ``delay``."""
+        queue = self._queues.get(delay)
+        if queue is None:
+            queue = self._queues[delay] = deque()
+        probe.due = when
+        queue.append(probe)
+        if when < self._timer_at:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._pace)
+
+    def _pace(self) -> None:
+        """Send every due echo request and expire every ping whose deadline passed.
+
+        Past ``send_budget`` sends it re-arms for the next loop iteration (timers run
+        after reader callbacks there), so replies are read before the buffer overflows.
+        """
+        self._timer, self._timer_at = None, math.inf
+        loop, queues, budget = self._loop, self._queues, self._send_budget
+        assert loop is not None
+        now = loop.time()
+        for queue in list(queues.values()):
+            while queue:
+                probe = queue[0]
+                if probe.due > now or not budget:
+                    break
+                queue.popleft()
+                if probe.finished:
+                    continue
+                if not probe.to_send:
+                    probe.finish()  # the reply deadline passed
+                    continue
+                budget -= 1
+                retry_in = self._send(probe)
+                if retry_in:  # send buffer full: hold every send until it drained a little
+                    self._schedule(retry_in, loop.time() + retry_in, probe)
+                    return
+                if probe.to_send:
+                    delay = probe.interval
+                elif probe.outstanding:
+                    delay = probe.timeout
+                else:
+                    probe.finish()  # every request failed to send: nothing to wait for
+                    continue
+                later = queues.get(delay)
+                if later is None:
+                    later = queues[delay] = deque()
+                probe.due = loop.time() + delay
+                later.append(probe)
+        if not budget:
+            self._arm(now)
+            return
+        next_at = math.inf
+        for delay, queue in list(queues.items()):
+            if not queue:
+                del queues[delay]
+            elif queue[0].due < next_at:
+                next_at = queue[0].due
+        if next_at < math.inf:
+            self._arm(next_at)
+
+    def _send(self, probe: _Probe) -> float:
+        """Send the probe's next echo request; seconds to wait before retrying, or 0."""
+        channel, address = probe.channel, probe.address
+        pending = channel.pending
+        seq = self._seq = (self._seq + 1) & 0xFFFF
+        key = (address, seq)
+        if key in pending:
+            seq = self._next_seq(pending, address)
+            key = (address, seq)
+        packet = probe.template.fill(seq)
+        send_ns = time.time_ns()  # same clock as SO_TIMESTAMPNS (CLOCK_REALTIME)
+        try:
+            channel.sock.sendto(packet, probe.sockaddr)
+        except (BlockingIOError, InterruptedError):
+            probe.attempts += 1
+            if probe.attempts < _SEND_ATTEMPTS:
+                return 0.001 * probe.attempts
+            error = "the send buffer stayed full"
+        except OSError as exc:
+            error = _send_error_text(exc)
+        else:
+            probe.to_send -= 1
+            probe.stats.sent += 1
+            pending[key] = (probe, send_ns)
+            probe.seqs.append(seq)
+            probe.outstanding += 1
+            return 0.0
+        probe.attempts = 0
+        probe.to_send -= 1
+        probe.stats.sent += 1
+        probe.stats.errors.append(error)
+        return 0.0
+
+    def _next_seq(self, pending: dict[_Key, tuple[_Probe, int]], address: str) -> int:
+        for _ in range(0x10000):
+            self._seq = (self._seq + 1) & 0xFFFF
+            if (address, self._seq) not in pending:
+                return self._seq
+        raise RuntimeError("65,536 echo requests in flight to one address")
 
     async def aclose(self) -> None:
         """Close the sockets; pending pings return with what they have."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
+        for queue in self._queues.values():
+            for probe in queue:
+                if not probe.finished:
+                    probe.finish()
+        self._queues.clear()
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
-
-
-async def _send(
-    sock: socket.socket, packet: bytes, sockaddr: tuple[object, ...]
-) -> tuple[str | None, int]:
-    """Send one packet: (error text if the kernel refused it, send time in ns)."""
-    for attempt in range(20):
-        send_ns = time.time_ns()  # same clock as SO_TIMESTAMPNS (CLOCK_REALTIME)
-        try:
-            sock.sendto(packet, sockaddr)
-            return None, send_ns
-        except (BlockingIOError, InterruptedError):
-            await asyncio.sleep(0.001 * (attempt + 1))  # send buffer full: let it drain
-        except OSError as exc:
-            return _send_error_text(exc), send_ns
-    return "the send buffer stayed full", time.time_ns()
 
 
 def _send_error_text(exc: OSError) -> str:
