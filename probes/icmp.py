@@ -73,8 +73,9 @@ async def probe_icmp(target: Target, settings: IcmpSettings, ctx: ProbeContext) 
         timeout=settings.timeout,
         payload_size=settings.payload_size,
     )
-    who = address if address == target.host else f"{target.host} ({address})"
-    status, explanation = _judge(who, stats, settings)
+    status, explanation = _judge(stats, settings)
+    if address != target.host:
+        explanation = f"{explanation} (pinged {address})"
     return ProbeResult(
         status,
         explanation,
@@ -119,22 +120,23 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def _judge(who: str, stats: PingStats, settings: IcmpSettings) -> tuple[Status, str]:
+def _judge(stats: PingStats, settings: IcmpSettings) -> tuple[Status, str]:
+    """Status and explanation; the explanation does not name the target (callers show it)."""
     sent, received = stats.sent, stats.received
     if received:
         avg = _ms(sum(stats.rtts) / received)
         if received >= sent:
-            return Status.OK, f"{who}: {received} of {sent} echo replies, avg {avg}"
+            return Status.OK, f"{received} of {sent} echo replies, avg {avg}"
         loss = 1 - received / sent
         tail = f"; {stats.errors[0]}" if stats.errors else ""
         return (
             Status.PARTIAL,
-            f"{who}: {received} of {sent} echo replies ({loss:.0%} loss), avg {avg}{tail}",
+            f"{received} of {sent} echo replies ({loss:.0%} loss), avg {avg}{tail}",
         )
     if stats.errors:
-        return Status.UNREACHABLE, f"{who} is unreachable: {stats.errors[0]}"
+        return Status.UNREACHABLE, f"unreachable: {stats.errors[0]}"
     silence = f"no reply to {sent} echo requests within {settings.timeout:g}s"
-    return Status.TIMEOUT, f"{who}: {silence}: host down, or ICMP blocked"
+    return Status.TIMEOUT, f"{silence}: host down, or ICMP blocked"
 
 
 _MIN, _AVG, _MAX = (("stat", "min"),), (("stat", "avg"),), (("stat", "max"),)

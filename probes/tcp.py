@@ -79,8 +79,8 @@ async def probe_tcp(target: Target, settings: TcpSettings, ctx: ProbeContext) ->
     family, type_, proto, _, address = infos[0]
     ip = str(address[0])
     facts = {"address": ip, "port": str(port)}
-    who = ip if ip == target.host else f"{target.host} ({ip})"
-    shown = f"{who} port {port}"
+    # Explanations do not name the target (callers show it), only what they add to it.
+    shown = f"port {port}" if ip == target.host else f"port {port} of {ip}"
     remaining = settings.timeout - (time.perf_counter() - started)
 
     sock = socket.socket(family, type_, proto)
@@ -100,7 +100,7 @@ async def probe_tcp(target: Target, settings: TcpSettings, ctx: ProbeContext) ->
     except ConnectionRefusedError:
         return ProbeResult(
             Status.REFUSED,
-            f"{who}: port {port} refused: the service is not running or the port is wrong",
+            f"{shown} refused: the service is not running or the port is wrong",
             facts=facts,
         )
     except OSError as exc:

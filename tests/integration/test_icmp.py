@@ -122,7 +122,7 @@ async def test_name_is_resolved_and_reported(raw_ctx: ProbeContext) -> None:
     )
     assert result.status is Status.OK, result.explanation
     assert result.facts["address"] == "127.0.0.1"
-    assert "localhost (127.0.0.1)" in result.explanation
+    assert "(pinged 127.0.0.1)" in result.explanation
 
 
 async def test_500_targets_at_once_lose_no_reply(raw_ctx: ProbeContext) -> None:
