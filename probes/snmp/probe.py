@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pydantic import field_validator
 
 from probes.context import ProbeContext
 from probes.result import ProbeResult, Sample, Status
 from probes.settings import Duration, StrictModel
-from probes.snmp.client import SnmpEndpoint
 from probes.snmp.credentials import SnmpCredentials
 from probes.snmp.modules import MODULES
 from probes.snmp.modules.base import ModuleOutput, SnmpModule
 from probes.snmp.types import OID, SnmpFailure, Value, oid_str
 from probes.target import Target
+
+if TYPE_CHECKING:  # pysnmp loads only when an SNMP probe runs (CLI start-up for icmp/tcp)
+    from probes.snmp.client import SnmpEndpoint
 
 log = logging.getLogger("netmon.probes.snmp")
 
@@ -85,6 +88,8 @@ class SnmpSettings(StrictModel):
         return attempt * 4 + self.timeout * 2 + 5.0 + 5.0 * len(self.modules)
 
     def endpoint(self, target: Target) -> SnmpEndpoint:
+        from probes.snmp.client import SnmpEndpoint
+
         return SnmpEndpoint(
             host=target.host,
             port=target.port or self.port,
