@@ -20,6 +20,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from monitor import simlab
 
@@ -87,7 +88,7 @@ class TcpListener:
         except RuntimeError:  # loop stopped at exit
             pass
 
-    def __enter__(self) -> TcpListener:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._ready.wait(5)
         return self

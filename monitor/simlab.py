@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = PROJECT_ROOT / "tests" / "fixtures" / "snmprec"
@@ -61,7 +62,7 @@ class Agent:
         except OSError:
             return ""
 
-    def __enter__(self) -> Agent:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

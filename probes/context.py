@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from probes.icmp_engine import IcmpEngine, IcmpMode
@@ -64,7 +64,7 @@ class ProbeContext:
             await self._snmp.aclose()
             self._snmp = None
 
-    async def __aenter__(self) -> ProbeContext:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,7 +14,8 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 def parse_duration(value: Any) -> float:
     """Accept ``1.5``, ``"500ms"``, ``"2s"``, ``"5m"``, ``"1h"``; return seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 500ms, 2s or 5m")
+        # ValueError, not TypeError: pydantic reports only ValueError as a field error.
+        raise ValueError("expected a duration such as 500ms, 2s or 5m")  # noqa: TRY004
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):

@@ -12,10 +12,10 @@ from tests.conftest import need
 
 def test_demo_tour_runs_against_the_simulated_school() -> None:
     need(simlab.snmpsim_available())
-    namespaces_before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    namespaces_before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     proc = subprocess.run(
         [sys.executable, "-m", "monitor.demo", "--once"],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ, COLUMNS="160"),
+        capture_output=True, text=True, timeout=180, check=False, env=dict(os.environ, COLUMNS="160"),
     )
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -32,7 +32,7 @@ def test_demo_tour_runs_against_the_simulated_school() -> None:
         assert "timeout" in out and "198.18.201.2" in out and "198.18.202.2" in out
     assert "refused" in out  # the closed TCP port
     assert "NETMON PRINTER" in out.upper()  # the Nagios line
-    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert not {line for line in after.splitlines() if "netmon-demo" in line} - set(
         namespaces_before.splitlines()
     ), "the demo left its network namespaces behind"
