@@ -11,10 +11,10 @@ test: setup
 	.venv/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 bench-icmp: setup
-	.venv/bin/python benchmarks/icmp_sweep.py
+	.venv/bin/python benchmarks/icmp_sweep.py $(BENCH_ARGS)
 
 bench-snmp: setup
-	.venv/bin/python benchmarks/snmp_walk.py
+	.venv/bin/python benchmarks/snmp_walk.py $(BENCH_ARGS)
 
 lint: setup
 	.venv/bin/pip install -q -e '.[dev]' && .venv/bin/ruff check . && .venv/bin/mypy monitor probes alerts
