@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor import simlab
-from tests.conftest import COMMUNITY
+from tests.conftest import COMMUNITY, need
 from tests.snmprec import RECORDINGS, column, raw_lines
 
 NETMON = Path(sys.executable).parent / "netmon"
@@ -149,7 +149,7 @@ def test_icmp_two_loopback_hosts() -> None:
     proc = netmon("probe", "icmp", "127.0.0.1", "127.0.0.2", "--count", "2", "--interval", "10ms")
     assert "127.0.0.1" in proc.stdout and "127.0.0.2" in proc.stdout
     if "permission_error" in proc.stdout:
-        pytest.skip("this machine allows neither raw nor ping sockets")
+        need("this machine allows neither raw nor ping sockets")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [ln for ln in proc.stdout.splitlines() if "127.0.0." in ln]
     assert len(rows) == 2 and all(" ok " in row and "2/2" in row and "0%" in row for row in rows)
@@ -159,7 +159,7 @@ def test_icmp_nagios_line() -> None:
     proc = netmon("probe", "icmp", "127.0.0.1", "--count", "2", "--interval", "10ms", "--nagios",
                   "--warning", "rtt=100,loss=20", "--critical", "rtt=500,loss=60")  # fmt: skip
     if "permission_error" in proc.stdout:
-        pytest.skip("this machine allows neither raw nor ping sockets")
+        need("this machine allows neither raw nor ping sockets")
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.startswith("NETMON ICMP OK - 127.0.0.1: 2/2 replies, rtt ")
     assert " | rtt=" in proc.stdout and ";0.1;0.5;0 pl=0%;20;60;0;100" in proc.stdout
