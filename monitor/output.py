@@ -469,7 +469,13 @@ def snmp_view(result: ProbeResult, printer: bool = False) -> RenderableType:
         parts.append(grid)
     parts.extend(records_view(result.records, PRINTER_ORDER if printer else ()))
     if printer and result.status.success and not result.records.get("conditions"):
-        parts.append(Text("No active conditions reported.", style="green"))
+        if result.samples_named("netmon_printer_condition"):
+            parts.append(Text("No active conditions: no jam, no paper or toner problem, doors closed.",
+                              style="green"))
+        else:
+            parts.append(Text("This printer does not report error conditions "
+                              "(no hrPrinterDetectedErrorState); check it in person if in doubt.",
+                              style="dim"))
     return Group(*parts)
 
 

@@ -168,3 +168,20 @@ def test_alerts_and_covers_tables() -> None:
     text = render_text("printer", [r])
     for expected in ["Printer alerts", "critical", "Replace [black] toner", "marker supplies 2", "Front Door", "open"]:
         assert expected in text, expected
+
+
+def _printer_text(result: ProbeResult) -> str:
+    console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
+    console.print(output.snmp_view(result, printer=True))
+    return console.export_text()
+
+
+def test_printer_without_error_state_is_not_called_fault_free() -> None:
+    silent = ProbeResult(Status.OK, "ok", facts={"model": "Canon LBP6670"})
+    reported = ProbeResult(
+        Status.OK, "ok",
+        samples=[Sample.of("netmon_printer_condition", 0, condition="jammed")],
+    )
+    assert "does not report error conditions" in _printer_text(silent)
+    assert "No active conditions" not in _printer_text(silent)
+    assert "No active conditions" in _printer_text(reported)
