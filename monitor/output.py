@@ -137,9 +137,10 @@ def level_cell(row: Mapping[str, Any]) -> Text:
     state = str(row.get("state") or "unknown")
     if ratio is not None:
         return Text(bar(ratio), style=STATE_STYLE.get(state, ""))
-    if state in ("some_remaining", "unknown", "unlimited"):
-        return Text(STATE_WORDS[state], style=STATE_STYLE[state])
-    return device_text(row.get("level_text") or STATE_WORDS.get(state, state))
+    # The module's own words know a waste box ("some space left") from a toner.
+    words = device_text(row.get("level_text") or STATE_WORDS.get(state, state))
+    words.stylize(STATE_STYLE.get(state, ""))
+    return words
 
 
 def state_cell(state: Any) -> Text:
