@@ -61,7 +61,7 @@ async def _sweep(hosts: list[str], mode: str, path: str) -> dict[str, Any]:
             )
             actual_mode = ctx.icmp.mode
         received = int(sum(s.value for r in results
-                           for s in r.samples_named("netmon_icmp_packets_received_total")))
+                           for s in r.samples_named("netmon_icmp_packets_received")))
         rtts = [s.value for r in results for s in r.samples_named("netmon_icmp_rtt_seconds")
                 if s.label_dict["stat"] == "avg"]
     rtts.sort()

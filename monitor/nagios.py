@@ -269,8 +269,8 @@ def check_icmp(
     parts: list[Part] = []
     for r in results:
         prefix = f"{r.target} " if len(results) > 1 else ""
-        sent = _sample(r, "netmon_icmp_packets_sent_total")
-        received = _sample(r, "netmon_icmp_packets_received_total")
+        sent = _sample(r, "netmon_icmp_packets_sent")
+        received = _sample(r, "netmon_icmp_packets_received")
         loss = _sample(r, "netmon_icmp_packet_loss_ratio")
         avg = _sample(r, "netmon_icmp_rtt_seconds", stat="avg")
         perf = []

@@ -169,8 +169,8 @@ def icmp_table(results: Sequence[ProbeResult]) -> Table:
                           ("rtt ms min/avg/max", "right"), ("jitter ms", "right")]:  # fmt: skip
         table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))  # type: ignore[arg-type]
     for r in results:
-        sent = sample_value(r, "netmon_icmp_packets_sent_total")
-        received = sample_value(r, "netmon_icmp_packets_received_total")
+        sent = sample_value(r, "netmon_icmp_packets_sent")
+        received = sample_value(r, "netmon_icmp_packets_received")
         loss = sample_value(r, "netmon_icmp_packet_loss_ratio")
         rtts = [sample_value(r, "netmon_icmp_rtt_seconds", stat=s) for s in ("min", "avg", "max")]
         rtt = "/".join(milliseconds(v) for v in rtts) if received and all(v is not None for v in rtts) else ""

@@ -146,8 +146,8 @@ def icmp_samples(stats: PingStats) -> list[Sample]:
     """Packet counts and loss always; RTT and jitter only when something answered."""
     sent, received = stats.sent, stats.received
     samples = [
-        Sample("netmon_icmp_packets_sent_total", (), float(sent)),
-        Sample("netmon_icmp_packets_received_total", (), float(received)),
+        Sample("netmon_icmp_packets_sent", (), float(sent)),
+        Sample("netmon_icmp_packets_received", (), float(received)),
         Sample("netmon_icmp_packet_loss_ratio", (), 1 - received / sent if sent else 1.0),
     ]
     rtts = stats.rtts

@@ -32,8 +32,8 @@ METRICS: dict[str, MetricDef] = {
     "netmon_probe_duration_seconds": _g("Wall time the probe run took."),
     "netmon_probe_status": _g("Outcome of the last probe run, one series per status; 1 marks the current one."),
     # --- ICMP ---
-    "netmon_icmp_packets_sent_total": _c("Echo requests sent in the last probe run."),
-    "netmon_icmp_packets_received_total": _c("Echo replies received in the last probe run."),
+    "netmon_icmp_packets_sent": _g("Echo requests sent in the last probe run."),
+    "netmon_icmp_packets_received": _g("Echo replies received in the last probe run."),
     "netmon_icmp_packet_loss_ratio": _g("Share of echo requests without a reply in the last probe run (0-1)."),
     "netmon_icmp_rtt_seconds": _g("Round-trip time of the replies in the last probe run, by stat (min, avg, max)."),
     "netmon_icmp_jitter_seconds": _g("Mean absolute difference between consecutive round-trip times."),

@@ -56,7 +56,7 @@ def ns() -> Iterator[nn.Netns]:
 def assert_all_answered(result: ProbeResult | dict[str, Any], count: int) -> None:
     data = result if isinstance(result, dict) else result.to_json()
     assert data["status"] == "ok", data["explanation"]
-    assert values(data, "netmon_icmp_packets_received_total") == [count]
+    assert values(data, "netmon_icmp_packets_received") == [count]
     assert values(data, "netmon_icmp_packet_loss_ratio") == [0.0]
     rtt = values(data, "netmon_icmp_rtt_seconds")
     assert len(rtt) == 3 and 0 < min(rtt) <= max(rtt) < 1.0
@@ -133,7 +133,7 @@ async def test_500_targets_at_once_lose_no_reply(raw_ctx: ProbeContext) -> None:
     )
     bad = [(h, r.explanation) for h, r in zip(hosts, results) if r.status is not Status.OK]
     assert bad == []
-    assert sum(values(r, "netmon_icmp_packets_received_total")[0] for r in results) == 1500
+    assert sum(values(r, "netmon_icmp_packets_received")[0] for r in results) == 1500
 
 
 async def test_engine_shared_by_both_families_and_sequence_unique(raw_ctx: ProbeContext) -> None:
@@ -153,7 +153,7 @@ async def test_runner_runs_the_icmp_probe(raw_ctx: ProbeContext) -> None:
     result = await run_probe("icmp", Target("lo", "127.0.0.1"), IcmpSettings(count=2), raw_ctx)
     assert result.status is Status.OK, result.explanation
     assert values(result, "netmon_probe_success") == [1.0]
-    assert values(result, "netmon_icmp_packets_received_total") == [2.0]
+    assert values(result, "netmon_icmp_packets_received") == [2.0]
 
 
 # ------------------------------------------------------------------ namespaces

@@ -181,8 +181,8 @@ def test_status_and_explanation(stats: PingStats, status: Status, words: list[st
 def test_samples_never_report_latency_for_a_silent_host() -> None:
     silent = {s.metric: s.value for s in icmp_samples(PingStats("h", 3, 0))}
     assert silent == {
-        "netmon_icmp_packets_sent_total": 3,
-        "netmon_icmp_packets_received_total": 0,
+        "netmon_icmp_packets_sent": 3,
+        "netmon_icmp_packets_received": 0,
         "netmon_icmp_packet_loss_ratio": 1.0,
     }
     answered = icmp_samples(PingStats("h", 4, 2, [0.001, 0.003]))

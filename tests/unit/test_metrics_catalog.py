@@ -61,3 +61,9 @@ def test_every_family_keeps_one_label_set_per_recording() -> None:
             for s in module.convert(walked).samples:
                 names = {k for k, _ in s.labels}
                 assert seen.setdefault(s.metric, names) == names, f"{path.name}: {s.metric}"
+
+
+def test_counter_names_end_in_total_and_only_counters_do() -> None:
+    """Prometheus naming: ``_total`` marks a counter. A per-run count is a gauge."""
+    for name, definition in METRICS.items():
+        assert name.endswith("_total") == (definition.type == "counter"), name

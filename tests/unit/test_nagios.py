@@ -73,8 +73,8 @@ def test_worst_ranks_critical_above_unknown() -> None:
 
 def ping(target: str, sent: int, received: int, avg: float | None, status: Status = Status.OK) -> ProbeResult:
     samples = [
-        Sample.of("netmon_icmp_packets_sent_total", sent),
-        Sample.of("netmon_icmp_packets_received_total", received),
+        Sample.of("netmon_icmp_packets_sent", sent),
+        Sample.of("netmon_icmp_packets_received", received),
         Sample.of("netmon_icmp_packet_loss_ratio", 1 - received / sent),
     ]
     if avg is not None:

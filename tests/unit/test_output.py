@@ -146,7 +146,7 @@ def test_interfaces_storage_cpus_and_ups_tables() -> None:
 
 def test_icmp_table_reads_samples_and_tcp_table_connect_time() -> None:
     samples = [
-        Sample.of("netmon_icmp_packets_sent_total", 3), Sample.of("netmon_icmp_packets_received_total", 2),
+        Sample.of("netmon_icmp_packets_sent", 3), Sample.of("netmon_icmp_packets_received", 2),
         Sample.of("netmon_icmp_packet_loss_ratio", 1 / 3), Sample.of("netmon_icmp_rtt_seconds", 0.0001, stat="min"),
         Sample.of("netmon_icmp_rtt_seconds", 0.0002, stat="avg"), Sample.of("netmon_icmp_rtt_seconds", 0.012, stat="max"),
         Sample.of("netmon_icmp_jitter_seconds", 0.00005),
