@@ -1,0 +1,221 @@
+"""The Prometheus exporter: one Collector that renders the result store's latest results.
+
+``collect()`` is synchronous and does no I/O: it reads one snapshot of the store and
+yields one metric family per catalogued metric name (client_python's custom-collector
+pattern), so there are no per-probe global metric objects and no stale series.
+
+Every series carries the identity labels ``target`` and ``probe`` plus the target's
+static labels (role, site, building, room, group, ...), so dashboards and alerts need no
+joins. A sample's own label never overrides an identity label: if one clashes, it is
+kept as ``exported_<name>`` (Prometheus's own rule for scraped labels that clash).
+
+``python -m monitor.exporter --write-metrics-doc`` regenerates METRICS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from monitor.store import ResultStore, StoredResult
+from probes.metrics import METRICS, MetricDef
+
+log = logging.getLogger("netmon.exporter")
+
+METRICS_DOC = Path(__file__).resolve().parents[1] / "METRICS.md"
+
+#: Metrics the exporter itself adds (not emitted by probes).
+EXPORTER_METRICS: dict[str, MetricDef] = {
+    "netmon_probe_last_run_timestamp_seconds": MetricDef(
+        "gauge", "Unix time the last probe run of this target finished."
+    ),
+    "netmon_build_info": MetricDef(
+        "gauge", "Version of netmon serving these metrics; value is always 1."
+    ),
+}
+
+#: The labels each metric's samples may carry besides the identity labels; some appear
+#: only when they tell rows apart (``device`` when a printer has several, ``marker``).
+SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
+    "netmon_probe_success": (),
+    "netmon_probe_duration_seconds": (),
+    "netmon_probe_status": ("status",),
+    "netmon_icmp_packets_sent": (),
+    "netmon_icmp_packets_received": (),
+    "netmon_icmp_packet_loss_ratio": (),
+    "netmon_icmp_rtt_seconds": ("stat",),
+    "netmon_icmp_jitter_seconds": (),
+    "netmon_tcp_connect_seconds": ("port",),
+    "netmon_device_info": ("sys_name", "sys_descr", "sys_object_id", "location", "contact"),
+    "netmon_device_uptime_seconds": ("source",),
+    "netmon_interface_info": ("if_index", "if_name", "if_alias", "if_descr", "if_type"),
+    "netmon_interface_oper_up": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_admin_up": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_oper_status": ("if_index", "if_name", "if_alias", "if_descr", "state"),
+    "netmon_interface_speed_bytes": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_receive_bytes_total": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_transmit_bytes_total": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_receive_errors_total": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_transmit_errors_total": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_receive_discards_total": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_interface_transmit_discards_total": ("if_index", "if_name", "if_alias", "if_descr"),
+    "netmon_printer_supply_level_ratio": ("index", "supply", "type", "color", "class"),
+    "netmon_printer_supply_state": ("index", "supply", "type", "color", "class", "state"),
+    "netmon_printer_tray_level_ratio": ("index", "tray"),
+    "netmon_printer_tray_state": ("index", "tray", "state"),
+    "netmon_printer_condition": ("device", "condition"),
+    "netmon_printer_status": ("device", "status"),
+    "netmon_printer_alert_info": ("index", "severity", "group", "code", "description"),
+    "netmon_printer_cover_open": ("index", "cover"),
+    "netmon_printer_pages_total": ("marker",),
+    "netmon_host_cpu_load_ratio": ("cpu",),
+    "netmon_host_storage_size_bytes": ("index", "storage", "kind"),
+    "netmon_host_storage_used_bytes": ("index", "storage", "kind"),
+    "netmon_host_processes": (),
+    "netmon_host_users": (),
+    "netmon_ups_on_battery": (),
+    "netmon_ups_battery_status": ("state",),
+    "netmon_ups_battery_charge_ratio": (),
+    "netmon_ups_battery_runtime_seconds": (),
+    "netmon_ups_battery_replace_needed": (),
+    "netmon_ups_load_ratio": ("line",),
+    "netmon_ups_input_voltage_volts": ("line",),
+    "netmon_ups_output_voltage_volts": ("line",),
+    "netmon_snmp_varbinds": (),
+    "netmon_snmp_requests": (),
+    "netmon_probe_last_run_timestamp_seconds": (),
+    "netmon_build_info": ("version",),
+}
+
+
+def version() -> str:
+    try:
+        return metadata.version("netmon")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def identity_labels(stored: StoredResult) -> dict[str, str]:
+    """``target``, ``probe`` and the target's static labels, in that order."""
+    return {"target": stored.target, "probe": stored.probe, **stored.labels}
+
+
+def series_labels(identity: Mapping[str, str], own: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Identity labels plus a sample's own; a clashing own label becomes ``exported_<name>``."""
+    merged = dict(identity)
+    for name, value in own:
+        while name in merged:
+            name = f"exported_{name}"
+        merged[name] = value
+    return merged
+
+
+def _family(name: str, definition: MetricDef) -> Metric:
+    if definition.type == "counter":
+        # client_python names a counter family without the suffix it adds to samples.
+        return CounterMetricFamily(name.removesuffix("_total"), definition.help)
+    return GaugeMetricFamily(name, definition.help)
+
+
+class NetmonCollector(Collector):
+    """Yields the store's fresh results as metric families; reads, never probes."""
+
+    def __init__(self, store: ResultStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.version = version()
+
+    def describe(self) -> list[Metric]:
+        """Nothing: registering this collector must not trigger a collection."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.store.snapshot(self.clock())
+        families: dict[str, Metric] = {}
+        seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+
+        def add(metric: str, labels: dict[str, str], value: float) -> None:
+            definition = METRICS.get(metric) or EXPORTER_METRICS.get(metric)
+            if definition is None:
+                log.warning("not exporting %s: it is not in probes.metrics.METRICS", metric)
+                return
+            key = (metric, frozenset(labels.items()))
+            if key in seen:
+                log.warning("not exporting a duplicate series %s%s", metric, labels)
+                return
+            seen.add(key)
+            family = families.get(metric)
+            if family is None:
+                family = families[metric] = _family(metric, definition)
+            family.add_sample(metric, labels, value)
+
+        for stored in snapshot:
+            identity = identity_labels(stored)
+            for sample in stored.result.samples:
+                add(sample.metric, series_labels(identity, sample.labels), sample.value)
+            add("netmon_probe_last_run_timestamp_seconds", identity, stored.finished_at)
+        add("netmon_build_info", {"version": self.version}, 1.0)
+        yield from (families[name] for name in [*METRICS, *EXPORTER_METRICS] if name in families)
+
+
+def render(store: ResultStore, now: float | None = None) -> bytes:
+    """The Prometheus text exposition of ``store`` (as ``/metrics`` serves it)."""
+    registry = CollectorRegistry(auto_describe=False)
+    clock = time.time if now is None else (lambda: now)
+    registry.register(NetmonCollector(store, clock))
+    return generate_latest(registry)
+
+
+def metrics_markdown() -> str:
+    """METRICS.md: every metric netmon exports, its type, labels and meaning."""
+    lines = [
+        "# Metrics",
+        "",
+        "Every metric netmon's `/metrics` exporter can serve. Generated from",
+        "`probes/metrics.py` and `monitor/exporter.py`; do not edit by hand, run",
+        "`.venv/bin/python -m monitor.exporter --write-metrics-doc` instead.",
+        "",
+        "Every series except `netmon_build_info` also carries the identity labels `target`",
+        "(the inventory name), `probe` (the probe that produced it: `icmp`, `snmp`, `tcp`)",
+        "and the target's static labels from the inventory (`role`, `site`, `building`,",
+        "`room`, `group`, ...), so dashboards and alerts need no joins. A metric's own label",
+        "never overrides them: one that clashes is renamed `exported_<name>`.",
+        "",
+        "A result is served until it is `max(3 × interval, 3 min)` old; after that its",
+        "series disappear rather than pretend to be fresh. A device that is down has no",
+        "latency or device series, only `netmon_probe_success 0` and `netmon_probe_status`.",
+        "",
+        "| metric | type | labels | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, definition in [*METRICS.items(), *EXPORTER_METRICS.items()]:
+        labels = ", ".join(f"`{label}`" for label in SAMPLE_LABELS.get(name, ()))
+        meaning = definition.help.replace("|", "\\|")
+        lines.append(f"| `{name}` | {definition.type} | {labels or '–'} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitor.exporter", description=__doc__)
+    parser.add_argument(
+        "--write-metrics-doc", action="store_true", help=f"regenerate {METRICS_DOC.name}"
+    )
+    args = parser.parse_args(argv)
+    if not args.write_metrics_doc:
+        parser.print_help()
+        return 2
+    METRICS_DOC.write_text(metrics_markdown(), encoding="utf-8")
+    print(f"wrote {METRICS_DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

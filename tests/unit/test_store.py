@@ -1,0 +1,163 @@
+"""The result store: latest result per (target, probe), staleness, removal, history."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from monitor.store import HISTORY_LENGTH, MIN_STALE_AFTER, ResultStore, stale_after
+from probes.result import ProbeResult, Status
+
+T0 = 1_700_000_000.0
+LABELS = {"role": "printer", "site": "main", "room": "204"}
+
+
+def result(target: str = "mfp", probe: str = "snmp", status: Status = Status.OK,
+           at: float = T0, duration: float = 0.5, why: str = "fine") -> ProbeResult:  # fmt: skip
+    return ProbeResult(
+        status, why, probe=probe, target=target, started_at=at, duration_seconds=duration
+    )
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"), [(10, MIN_STALE_AFTER), (60, MIN_STALE_AFTER), (300, 900)]
+)
+def test_stale_after_is_three_intervals_but_at_least_three_minutes(
+    interval: float, expected: float
+) -> None:
+    assert stale_after(interval) == expected
+
+
+@pytest.mark.parametrize("interval", [30.0, 60.0, 300.0])
+def test_result_is_served_until_stale_then_dropped(interval: float) -> None:
+    store = ResultStore()
+    stored = store.put(result(), LABELS, interval)
+    finished = T0 + 0.5
+    assert stored.finished_at == finished
+    limit = max(3 * interval, 180)
+    assert [s.target for s in store.snapshot(finished + limit)] == ["mfp"]
+    assert store.snapshot(finished + limit + 1) == []
+    # Dropped from snapshots, not forgotten: a new run makes it fresh again.
+    assert store.get("mfp", "snmp") is stored
+    store.put(result(at=finished + limit + 10), LABELS, interval)
+    assert len(store.snapshot(finished + limit + 11)) == 1
+
+
+def test_put_replaces_the_latest_per_target_and_probe() -> None:
+    store = ResultStore()
+    store.put(result(status=Status.TIMEOUT, why="silent"), LABELS, 60)
+    store.put(result(at=T0 + 60), {**LABELS, "room": "205"}, 60)
+    store.put(result(probe="icmp", at=T0 + 61), LABELS, 60)
+    store.put(result(target="sw-core", at=T0 + 62), {"role": "switch"}, 60)
+    snap = store.snapshot(T0 + 70)
+    assert [(s.target, s.probe) for s in snap] == [
+        ("mfp", "icmp"),
+        ("mfp", "snmp"),
+        ("sw-core", "snmp"),
+    ]
+    latest = snap[1]
+    assert latest.result.status is Status.OK and latest.labels["room"] == "205"
+    assert len(store) == 3
+
+
+def test_explicit_probe_name_keeps_two_probes_of_one_kind_apart() -> None:
+    store = ResultStore()
+    store.put(result(probe="tcp"), LABELS, 60, probe="tcp-9100")
+    store.put(result(probe="tcp"), LABELS, 60, probe="tcp-443")
+    assert sorted(s.probe for s in store.snapshot(T0 + 1)) == ["tcp-443", "tcp-9100"]
+
+
+def test_result_without_start_time_uses_now() -> None:
+    store = ResultStore()
+    stored = store.put(result(at=0.0), LABELS, 60, now=T0 + 5)
+    assert stored.finished_at == T0 + 5
+
+
+def test_remove_target_forgets_every_probe_and_history() -> None:
+    store = ResultStore()
+    for probe in ("icmp", "snmp"):
+        store.put(result(probe=probe), LABELS, 60)
+    store.put(result(target="other"), LABELS, 60)
+    assert store.remove_target("mfp") == 2
+    assert [s.target for s in store.snapshot(T0 + 1)] == ["other"]
+    assert store.history("mfp", "snmp") == [] and store.get("mfp", "icmp") is None
+    assert store.remove_target("mfp") == 0
+
+
+def test_history_keeps_the_last_runs_oldest_first() -> None:
+    store = ResultStore()
+    runs = HISTORY_LENGTH + 5
+    for i in range(runs):
+        status = Status.OK if i % 2 else Status.TIMEOUT
+        store.put(result(status=status, at=T0 + 60 * i, why=f"run {i}"), LABELS, 60)
+    history = store.history("mfp", "snmp")
+    assert len(history) == HISTORY_LENGTH
+    assert [h.explanation for h in history] == [f"run {i}" for i in range(5, runs)]
+    assert [h.at for h in history] == sorted(h.at for h in history)
+    assert history[-1].status is (Status.OK if (runs - 1) % 2 else Status.TIMEOUT)
+
+
+def test_snapshot_is_a_copy_that_later_puts_do_not_change() -> None:
+    store = ResultStore()
+    store.put(result(), LABELS, 60)
+    snap = store.snapshot(T0 + 1)
+    store.put(result(status=Status.TIMEOUT, at=T0 + 2), LABELS, 60)
+    assert snap[0].result.status is Status.OK
+    with pytest.raises(TypeError):
+        snap[0].labels["room"] = "x"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"target": "x"}, "set by netmon"),
+        ({"probe": "x"}, "set by netmon"),
+        ({"bad-name": "x"}, "not a valid label name"),
+        ({"__meta": "x"}, "not a valid label name"),
+    ],
+)
+def test_put_rejects_labels_that_would_break_the_exporter(
+    labels: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ResultStore().put(result(), labels, 60)
+
+
+def test_put_rejects_results_without_identity_or_interval() -> None:
+    store = ResultStore()
+    with pytest.raises(ValueError, match="target and a probe"):
+        store.put(result(target=""), LABELS, 60)
+    with pytest.raises(ValueError, match="interval"):
+        store.put(result(), LABELS, 0)
+
+
+def test_concurrent_writers_and_readers_see_whole_entries() -> None:
+    """Bounded: 4 writers x 200 puts while a reader snapshots; no errors, nothing lost."""
+    store = ResultStore()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(n: int) -> None:
+        for i in range(200):
+            store.put(result(target=f"t{n}-{i % 20}", at=T0 + i), LABELS, 60)
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                for s in store.snapshot(T0 + 1):
+                    assert s.labels == LABELS
+        except AssertionError as exc:  # surfaced below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    done.set()
+    reader.join()
+    assert not errors
+    assert len(store) == 80
