@@ -281,3 +281,91 @@ class DemoLab:
         for ns in self.namespaces:  # deleting a namespace removes its veth pair too
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.namespaces.clear()
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def prometheus_available() -> str | None:
+    if not shutil.which("prometheus"):
+        return "Prometheus is not installed (apt-get install prometheus)"
+    return None
+
+
+@dataclass
+class PrometheusServer:
+    """A real Prometheus on loopback with a private data directory."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def query(self, promql: str) -> list[dict[str, object]]:
+        """Instant query; returns the ``result`` list of the HTTP API's answer."""
+        import json
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback URL we built)
+            body = json.load(resp)
+        if body.get("status") != "success":
+            raise AgentError(f"Prometheus query {promql!r} failed: {body}")
+        return list(body["data"]["result"])
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_prometheus(scrape_config_yaml: str, *, timeout: float = 30.0) -> PrometheusServer:
+    """Start Prometheus with ``scrape_configs`` given as YAML text (a list), a 1 s
+    evaluation interval and a throw-away TSDB; returns once its API answers."""
+    if reason := prometheus_available():
+        raise AgentError(reason)
+    import urllib.request
+
+    workdir = Path(tempfile.mkdtemp(prefix="netmon-prometheus-"))
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+        + "\n".join("  " + line for line in scrape_config_yaml.strip().splitlines())
+        + "\n"
+    )
+    port = free_tcp_port()
+    log = (workdir / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    server = PrometheusServer(f"http://127.0.0.1:{port}", proc, workdir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    tail = (workdir / "prometheus.log").read_text(errors="replace")[-2000:]
+    server.stop()
+    raise AgentError(f"Prometheus did not become ready on {server.url}:\n{tail}")
