@@ -9,6 +9,8 @@
     groups:      a list of {name, role, labels, modules, probes, tcp_ports, interval,
                  parent, credentials, expected_online, targets}
     alerts:      any mapping for now (the alerts part defines it)
+    server:      listen (HOST:PORT), web_config (TLS/basic auth file),
+                 allow_any_probe_target (for `netmon run`)
 
 :func:`load_config` reports every mistake at once, one line each, as
 ``file:line: field.path: what is wrong and what is allowed`` (blackbox_exporter's strict
@@ -334,6 +336,24 @@ class Group(StrictModel):
     targets: Annotated[list[TargetEntry], BeforeValidator(_as_list)] = Field(default_factory=list)
 
 
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("listen is HOST:PORT, e.g. 0.0.0.0:9430, 127.0.0.1:9430 or [::]:9430")
+    return value
+
+
+class ServerOptions(StrictModel):
+    """The web server of ``netmon run``; its command-line flags override these."""
+
+    #: HOST:PORT; None: the web module's default port on all addresses.
+    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+    #: exporter-toolkit web config (TLS, basic auth); relative to this file's directory.
+    web_config: str | None = None
+    #: Let ``/probe`` reach addresses that are not in the inventory.
+    allow_any_probe_target: bool = False
+
+
 class NetmonConfig(StrictModel):
     """The whole inventory file."""
 
@@ -343,6 +363,7 @@ class NetmonConfig(StrictModel):
     groups: list[Group] = Field(default_factory=list)
     #: Defined by the alerts part; accepted as any mapping for now.
     alerts: dict[str, Any] = Field(default_factory=dict)
+    server: ServerOptions = Field(default_factory=ServerOptions)
 
 
 # --- errors ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor.store import ResultStore, StoredResult
 from probes.metrics import METRICS, MetricDef
+from probes.result import Sample
 
 log = logging.getLogger("netmon.exporter")
 
@@ -91,6 +92,10 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
     "netmon_ups_output_voltage_volts": ("line",),
     "netmon_snmp_varbinds": (),
     "netmon_snmp_requests": (),
+    "netmon_scheduler_lag_seconds": ("stat",),
+    "netmon_scheduler_jobs": ("probe",),
+    "netmon_probe_runs_total": ("probe", "status"),
+    "netmon_scheduler_skipped_runs_total": ("probe", "reason"),
     "netmon_probe_last_run_timestamp_seconds": (),
     "netmon_build_info": ("version",),
 }
@@ -128,9 +133,16 @@ def _family(name: str, definition: MetricDef) -> Metric:
 class NetmonCollector(Collector):
     """Yields the store's fresh results as metric families; reads, never probes."""
 
-    def __init__(self, store: ResultStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        clock: Callable[[], float] = time.time,
+        extra: Callable[[], Iterable[Sample]] = tuple,
+    ) -> None:
         self.store = store
         self.clock = clock
+        #: Samples not tied to a target (the scheduler's self-metrics), read per collect.
+        self.extra = extra
         self.version = version()
 
     def describe(self) -> list[Metric]:
@@ -162,15 +174,18 @@ class NetmonCollector(Collector):
             for sample in stored.result.samples:
                 add(sample.metric, series_labels(identity, sample.labels), sample.value)
             add("netmon_probe_last_run_timestamp_seconds", identity, stored.finished_at)
+        for sample in self.extra():
+            add(sample.metric, sample.label_dict, sample.value)
         add("netmon_build_info", {"version": self.version}, 1.0)
         yield from (families[name] for name in [*METRICS, *EXPORTER_METRICS] if name in families)
 
 
-def render(store: ResultStore, now: float | None = None) -> bytes:
-    """The Prometheus text exposition of ``store`` (as ``/metrics`` serves it)."""
+def render(store: ResultStore, now: float | None = None, extra: Iterable[Sample] = ()) -> bytes:
+    """The Prometheus text exposition of ``store`` plus ``extra`` samples (``/metrics``)."""
     registry = CollectorRegistry(auto_describe=False)
     clock = time.time if now is None else (lambda: now)
-    registry.register(NetmonCollector(store, clock))
+    extras = tuple(extra)
+    registry.register(NetmonCollector(store, clock, lambda: extras))
     return generate_latest(registry)
 
 

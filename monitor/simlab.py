@@ -321,7 +321,7 @@ class PrometheusServer:
         import urllib.request
 
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback URL we built)
+        with urllib.request.urlopen(url, timeout=10) as resp:
             body = json.load(resp)
         if body.get("status") != "success":
             raise AgentError(f"Prometheus query {promql!r} failed: {body}")
@@ -361,7 +361,7 @@ def start_prometheus(scrape_config_yaml: str, *, timeout: float = 30.0) -> Prome
         if proc.poll() is not None:
             break
         try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as resp:
                 if resp.status == 200:
                     return server
         except OSError:

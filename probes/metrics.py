@@ -82,4 +82,9 @@ METRICS: dict[str, MetricDef] = {
     # --- SNMP: the probe itself ---
     "netmon_snmp_varbinds": _g("Variable bindings received in the last SNMP probe run."),
     "netmon_snmp_requests": _g("SNMP requests sent in the last SNMP probe run, including retries."),
+    # --- the daemon itself (monitor/scheduler.py, not probes) ---
+    "netmon_scheduler_lag_seconds": _g("Delay between a probe run's scheduled and actual start over the last 1000 runs, by stat (last, p50, p99, max)."),
+    "netmon_scheduler_jobs": _g("Scheduled probe jobs (target x probe, one per TCP port)."),
+    "netmon_probe_runs_total": _c("Scheduled probe runs finished, by probe kind and status."),
+    "netmon_scheduler_skipped_runs_total": _c("Scheduled runs not started: still_running (the previous run of the job had not finished) or missed (started later than the interval)."),
 }

@@ -1,0 +1,277 @@
+"""The running service behind ``netmon run``: inventory -> scheduled probes -> store -> web.
+
+:class:`Monitor` owns the process-wide pieces (one :class:`ProbeContext`, one
+:class:`ResultStore`, one :class:`ProbeScheduler`) and is the backend the web server
+(:mod:`monitor.web`) talks to. :func:`run` wires it to the web server and to signals:
+SIGHUP reloads the config (a bad one is logged and the old one kept), SIGTERM and
+SIGINT stop cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from monitor.config import (
+    ConfigFileError,
+    InventoryTarget,
+    NetmonConfig,
+    _check_address,
+    load_config,
+    resolve_targets,
+)
+from monitor.scheduler import ProbeJob, ProbeScheduler, plan_jobs
+from monitor.store import ResultStore
+from probes.context import ProbeContext
+from probes.errors import ConfigError
+from probes.registry import PROBES, run_probe
+from probes.result import ProbeResult, Sample, Status
+
+if TYPE_CHECKING:
+    from aiohttp import web as aioweb
+
+log = logging.getLogger("netmon.daemon")
+
+
+class Monitor:
+    """Config, probe context, store and scheduler of one netmon process (one shard)."""
+
+    def __init__(self, config_path: Path, *, shard: tuple[int, int] | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.shard = shard
+        self.store = ResultStore()
+        self.ctx = ProbeContext()
+        self.scheduler = ProbeScheduler(self.store, self.ctx)
+        self.config: NetmonConfig | None = None
+        self._targets: list[InventoryTarget] = []
+        self._by_name: dict[str, InventoryTarget] = {}
+        self._started_at: float | None = None
+        self._ready = False
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def allow_any_probe_target(self) -> bool:
+        return bool(self.config and self.config.server.allow_any_probe_target)
+
+    async def start(self) -> None:
+        """Load the config (raises :class:`ConfigFileError`), plan the jobs, start probing."""
+        cfg, targets, jobs = await self._load()
+        self._install(cfg, targets, jobs)
+        self.scheduler.start()
+        self._started_at = time.monotonic()
+        log.info("monitoring %d targets with %d probe jobs", len(targets), len(jobs))
+
+    async def reload(self) -> list[str]:
+        """Re-read the config; ``[]`` on success, else its problems (old config kept).
+        Unchanged jobs keep their schedule and latest results."""
+        async with self._reload_lock:
+            try:
+                cfg, targets, jobs = await self._load()
+            except ConfigFileError as exc:
+                problems = [str(p) for p in exc.problems]
+            except (ConfigError, ValueError) as exc:
+                problems = [f"{self.config_path}: {exc}"]
+            else:
+                old = {j.target.name for j in self.scheduler.jobs.values()}
+                self._install(cfg, targets, jobs)
+                for name in old - {j.target.name for j in jobs}:
+                    self.store.remove_target(name)
+                log.info("reloaded: %d targets, %d probe jobs", len(targets), len(jobs))
+                return []
+            for problem in problems:
+                log.error("config not reloaded, keeping the running one: %s", problem)
+            return problems
+
+    async def _load(self) -> tuple[NetmonConfig, list[InventoryTarget], list[ProbeJob]]:
+        cfg = await asyncio.to_thread(load_config, self.config_path)
+        targets = resolve_targets(cfg)
+        return cfg, targets, plan_jobs(targets, self.shard)
+
+    def _install(
+        self, cfg: NetmonConfig, targets: list[InventoryTarget], jobs: list[ProbeJob]
+    ) -> None:
+        self.scheduler.apply(jobs)
+        self.config = cfg
+        self._targets = targets
+        self._by_name = {t.name: t for t in targets}
+
+    def is_ready(self) -> bool:
+        """Config loaded and every job ran once, or long enough for that has passed."""
+        if not self._ready and self._started_at is not None:
+            waited = time.monotonic() - self._started_at
+            self._ready = (
+                self.scheduler.has_run_all() or waited >= self.scheduler.max_first_run_wait()
+            )
+        return self._ready
+
+    def targets(self) -> list[InventoryTarget]:
+        """Every inventory target (all shards: ``/probe`` may ask for any of them)."""
+        return list(self._targets)
+
+    def extra_samples(self) -> list[Sample]:
+        """The scheduler's own metrics, for ``/metrics``."""
+        return self.scheduler.self_samples()
+
+    async def probe_once(
+        self, target: str, probe: str | None = None, module: str | None = None
+    ) -> list[ProbeResult]:
+        """Run a target's probes now (for ``/probe``), without storing the results.
+
+        ``probe`` picks one kind (default: the target's probes; ``snmp`` when a module
+        is given), ``module`` one SNMP module. Each result's ``probe`` is its store name
+        (``tcp-9100``), as on ``/metrics``. Unusable settings come back as a
+        ``config_error`` result. Raises KeyError for a target not in the inventory,
+        unless the config's ``server.allow_any_probe_target`` is on.
+        """
+        inv = self._by_name.get(target)
+        if inv is None:
+            if not self.allow_any_probe_target:
+                raise KeyError(target)
+            try:
+                inv = self._adhoc_target(target)
+            except ValueError as exc:
+                return [_config_error(target, probe or "icmp", str(exc))]
+        if module is not None and probe is None:
+            probe = "snmp"
+        if probe is not None:
+            if probe not in PROBES:
+                return [_config_error(inv.name, probe, f"unknown probe; use {', '.join(PROBES)}")]
+            inv = dataclasses.replace(inv, probes=(probe,))
+        if module is not None:
+            inv = dataclasses.replace(inv, modules=(module,))
+        try:
+            jobs = plan_jobs([inv])
+        except ValidationError as exc:  # e.g. an unknown module
+            message = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            return [_config_error(inv.name, probe or "snmp", message)]
+        except ValueError as exc:
+            return [_config_error(inv.name, probe or "snmp", str(exc))]
+        if not jobs:
+            why = "no TCP port configured for it" if probe == "tcp" else "no probes configured"
+            return [_config_error(inv.name, probe or "icmp", why)]
+        results = await asyncio.gather(
+            *(run_probe(j.probe, j.probe_target, j.settings, self.ctx) for j in jobs)
+        )
+        return [dataclasses.replace(r, probe=j.store_name) for j, r in zip(jobs, results, strict=True)]  # fmt: skip
+
+    def _adhoc_target(self, text: str) -> InventoryTarget:
+        """A target outside the inventory (``HOST`` or ``HOST:PORT``) with the defaults."""
+        assert self.config is not None
+        d = self.config.defaults
+        host, port = text, None
+        if text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"{text!r}: a port is a number from 1 to 65535")
+            port = int(port_text)
+        address = _check_address(host.strip("[]"))
+        cred = d.snmp.credentials
+        return InventoryTarget(
+            name=text, address=address, port=None, group="adhoc", role="other", labels={},
+            modules=("system",), probes=("icmp",),
+            credentials=self.config.credentials.get(cred) if cred else None,
+            credentials_name=cred, interval=d.interval, parent=None,
+            tcp_ports=(port,) if port else (), snmp=d.snmp, icmp=d.icmp, tcp=d.tcp,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Stop probing and release sockets."""
+        await self.scheduler.shutdown()
+        await self.ctx.aclose()
+
+
+def _config_error(target: str, probe: str, why: str) -> ProbeResult:
+    return ProbeResult(Status.CONFIG_ERROR, why, probe=probe, target=target)
+
+
+def parse_listen(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT``, ``[::1]:PORT`` or ``HOST`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port or (host.count(":") and not host.startswith("[")):
+        host, port = text, ""  # no port given (a bare IPv6 address has colons)
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"--listen {text!r}: the port must be a number from 1 to 65535")
+    return host.strip("[]") or "0.0.0.0", int(port) if port else default_port
+
+
+async def run(
+    config_path: Path,
+    listen: str | None = None,
+    shard: tuple[int, int] | None = None,
+    web_config: Path | None = None,
+) -> int:
+    """``netmon run``: probe the inventory and serve the results until SIGTERM/SIGINT.
+
+    ``listen`` and ``web_config`` default to the config's ``server:`` section. Returns
+    the exit code: 0 after a clean stop, 1 when the config or web config is unusable.
+    """
+    from monitor import web
+
+    # Skipped and missed runs are counted in netmon_scheduler_skipped_runs_total; the
+    # per-run INFO lines and per-skip warnings would flood a large school's log.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    monitor = Monitor(config_path, shard=shard)
+    try:
+        await monitor.start()
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (ConfigError, ValueError) as exc:
+        print(f"{config_path}: {exc}", file=sys.stderr)
+        return 1
+    assert monitor.config is not None
+    server = monitor.config.server
+    if web_config is None and server.web_config:
+        web_config = Path(server.web_config)
+        if not web_config.is_absolute():
+            web_config = Path(config_path).parent / web_config
+    runner: aioweb.AppRunner | None = None
+    try:
+        try:
+            host, port = parse_listen(listen or server.listen or "", web.DEFAULT_PORT)
+            settings = web.load_web_config(web_config) if web_config is not None else None
+        except (ConfigError, ValueError, OSError) as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        app = web.create_app(
+            monitor, settings, allow_any_probe_target=monitor.allow_any_probe_target
+        )
+        runner = await web.serve(app, host, port, settings)
+        log.info("serving on %s:%d (/metrics, /probe, /api/targets)", host, port)
+        await _wait_for_signals(monitor)
+        return 0
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await monitor.stop()
+
+
+async def _wait_for_signals(monitor: Monitor) -> None:
+    """SIGHUP reloads; SIGTERM or SIGINT returns."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    pending: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(monitor.reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,515 @@
+"""netmon's HTTP server: the exporter, the multi-target ``/probe`` endpoint, health and a JSON API.
+
+Routes (aiohttp)::
+
+    GET  /metrics            every fresh stored result + the backend's self-metrics
+    GET  /probe?target=NAME[&probe=icmp|snmp|tcp][&module=M]
+                             probe one inventory target now (Prometheus's multi-target
+                             pattern); other names only with ``allow_any_probe_target``
+    GET  /-/healthy          200 while the process serves (never behind auth)
+    GET  /-/ready            200 once the backend is ready, else 503
+    POST /-/reload           200 "reloaded", or 400 with the config's problems
+    GET  /api/targets        JSON: inventory targets with their latest results
+    GET  /api/targets/{name} JSON: one of them (404 if unknown)
+
+TLS and basic auth come from a web-config file in the format of Prometheus's
+exporter-toolkit (``--web.config.file``), so Prometheus users already know it::
+
+    tls_server_config:
+      cert_file: netmon.crt          # relative paths are relative to this file
+      key_file: netmon.key
+      client_auth_type: NoClientCert # or RequireAndVerifyClientCert / VerifyClientCertIfGiven
+      client_ca_file: clients-ca.crt # needed by the two verifying types
+      min_version: TLS12             # or TLS13
+    basic_auth_users:
+      prometheus: $2y$10$...         # bcrypt hash, e.g. htpasswd -nBC 10 prometheus
+
+With users configured, every route except ``/-/healthy`` needs them. bcrypt is slow on
+purpose, so a successful check is remembered for :data:`AUTH_CACHE_SECONDS`, keyed by a
+keyed hash (HMAC with a per-process random key) of the Authorization header, never by
+the password itself. An unknown user costs a bcrypt check too, so timing does not reveal
+which user names exist.
+
+Default port: :data:`DEFAULT_PORT` = 10190. Prometheus's wiki page "Default port
+allocations" (github.com/prometheus/prometheus/wiki/Default-port-allocations) is the
+registry of exporter ports. The live page was not reachable from here; the copy that
+was (a fork's snapshot of Sep 21 2016, 96 revisions) lists 9090-9093 and exporters from
+9100 upwards, and Chris Siebenmann's note of June 2023 ("Why Prometheus exporters really
+need fixed TCP ports") reports the whole 9100-9999 exporter range as allocated. So netmon
+stays out of 9090-9999 entirely and uses 10190, which is neither on that page nor in
+/etc/services. Check the live page before registering a port there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import os
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import bcrypt
+import yaml
+from aiohttp import web
+
+from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
+from monitor.exporter import render
+from monitor.store import ResultStore
+from probes.errors import ConfigError
+from probes.result import ProbeResult, Sample
+
+log = logging.getLogger("netmon.web")
+
+DEFAULT_PORT = 10190
+#: What ``/metrics`` and ``/probe`` answer with: the text format generate_latest writes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: How long a successful basic-auth check is remembered, and how many are.
+AUTH_CACHE_SECONDS = 60.0
+AUTH_CACHE_SIZE = 256
+PROBES = ("icmp", "snmp", "tcp")
+REALM = 'Basic realm="netmon", charset="UTF-8"'
+
+_BCRYPT = re.compile(r"^\$2[abxy]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+_NOT_BCRYPT = (
+    "not a bcrypt hash; make one with `htpasswd -nBC 10 USER` (the part after ':') or "
+    "python -c 'import bcrypt; print(bcrypt.hashpw(b\"PASSWORD\", bcrypt.gensalt()).decode())'"
+)
+_TOP_KEYS = ("tls_server_config", "basic_auth_users")
+_TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version")
+#: exporter-toolkit settings netmon does not implement: named as such, not as typos.
+_TOOLKIT_ONLY = frozenset(
+    {
+        "http_server_config",
+        "rate_limit",
+        "cert",
+        "key",
+        "client_ca",
+        "max_version",
+        "cipher_suites",
+        "curve_preferences",
+        "prefer_server_cipher_suites",
+        "client_allowed_sans",
+    }
+)
+_CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+_TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+
+
+class WebConfigError(ConfigFileError):
+    """The web-config file has mistakes; ``problems`` lists every one of them."""
+
+
+class WebBackend(Protocol):
+    """What the web layer needs from the running monitor (monitor.daemon.Monitor)."""
+
+    store: ResultStore
+
+    def is_ready(self) -> bool: ...
+    async def reload(self) -> list[str]: ...
+    async def probe_once(
+        self, target: str, probe: str | None, module: str | None
+    ) -> list[ProbeResult]: ...
+    def targets(self) -> list[InventoryTarget]: ...
+    def extra_samples(self) -> list[Sample]: ...
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert_file: Path
+    key_file: Path
+    client_auth_type: str = "NoClientCert"
+    client_ca_file: Path | None = None
+    min_version: str = "TLS12"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A server context; raises OSError / ssl.SSLError on unusable files."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = _TLS_VERSIONS[self.min_version]
+        context.load_cert_chain(self.cert_file, self.key_file)
+        context.verify_mode = _CLIENT_AUTH[self.client_auth_type]
+        if self.client_ca_file is not None:
+            context.load_verify_locations(cafile=self.client_ca_file)
+        return context
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """TLS and basic-auth settings of the web server (exporter-toolkit format)."""
+
+    tls: TlsSettings | None = None
+    #: user name -> bcrypt hash
+    users: Mapping[str, bytes] = field(default_factory=dict)
+    path: Path | None = None
+
+
+# --- the web-config file --------------------------------------------------------------
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read an exporter-toolkit web-config file; raise :class:`WebConfigError` listing
+    every mistake as ``file:line: field: message`` (never echoing a hash or password)."""
+    problems: list[ConfigProblem] = []
+    name = str(path)
+
+    def problem(node: yaml.Node | None, where: str, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        problems.append(ConfigProblem(name, line, where, message))
+
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WebConfigError(
+            [ConfigProblem(name, None, "", f"cannot read: {exc.strerror}")]
+        ) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or "not valid YAML"
+        raise WebConfigError([ConfigProblem(name, line, "", f"not valid YAML: {what}")]) from exc
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.value == ""):
+        return WebConfig(path=path)
+    if not isinstance(root, yaml.MappingNode):
+        message = "a web config is a mapping with tls_server_config and/or basic_auth_users"
+        raise WebConfigError([ConfigProblem(name, root.start_mark.line + 1, "", message)])
+
+    tls: TlsSettings | None = None
+    users: dict[str, bytes] = {}
+    for key_node, value in root.value:
+        key = key_node.value
+        if key == "tls_server_config":
+            tls = _tls_settings(value, path.parent, problem)
+        elif key == "basic_auth_users":
+            users = _users(value, problem)
+        else:
+            problem(key_node, key, _unknown(key, _TOP_KEYS))
+    if tls is not None and not problems:
+        try:
+            tls.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            message = f"the certificate and key cannot be used together: {exc}"
+            problem(None, "tls_server_config", message)
+    if problems:
+        raise WebConfigError(problems)
+    return WebConfig(tls=tls, users=users, path=path)
+
+
+def _unknown(key: str, allowed: tuple[str, ...]) -> str:
+    if key in _TOOLKIT_ONLY:
+        return (
+            f"'{key}' is an exporter-toolkit setting netmon does not support; "
+            f"supported here: {', '.join(allowed)}"
+        )
+    return f"unknown key '{key}'; allowed: {', '.join(allowed)}"
+
+
+Problem = Callable[[yaml.Node | None, str, str], None]
+
+
+def _tls_settings(node: yaml.Node, base: Path, problem: Problem) -> TlsSettings | None:
+    if not isinstance(node, yaml.MappingNode):
+        problem(node, "tls_server_config", "must be a mapping with cert_file and key_file")
+        return None
+    values: dict[str, str] = {}
+    for key_node, value in node.value:
+        key = key_node.value
+        where = f"tls_server_config.{key}"
+        if key not in _TLS_KEYS:
+            problem(key_node, where, _unknown(key, _TLS_KEYS))
+        elif not isinstance(value, yaml.ScalarNode) or value.value == "":
+            problem(value, where, "must be a non-empty text value")
+        else:
+            values[key] = value.value
+            if key in ("cert_file", "key_file", "client_ca_file"):
+                file = base / value.value
+                if not file.is_file():
+                    problem(value, where, f"file not found: {file}")
+            elif key == "client_auth_type" and value.value not in _CLIENT_AUTH:
+                problem(value, where, f"netmon supports {', '.join(_CLIENT_AUTH)}")
+            elif key == "min_version" and value.value not in _TLS_VERSIONS:
+                problem(value, where, f"netmon supports {', '.join(_TLS_VERSIONS)}")
+    for required in ("cert_file", "key_file"):
+        if required not in values:
+            problem(node, f"tls_server_config.{required}", "is required for TLS")
+    auth = values.get("client_auth_type", "NoClientCert")
+    if auth in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert") and (
+        "client_ca_file" not in values
+    ):
+        problem(node, "tls_server_config.client_ca_file", f"is required by {auth}")
+    try:
+        return TlsSettings(
+            cert_file=base / values["cert_file"],
+            key_file=base / values["key_file"],
+            client_auth_type=auth,
+            client_ca_file=base / values["client_ca_file"] if "client_ca_file" in values else None,
+            min_version=values.get("min_version", "TLS12"),
+        )
+    except KeyError:
+        return None
+
+
+def _users(node: yaml.Node, problem: Problem) -> dict[str, bytes]:
+    if not isinstance(node, yaml.MappingNode):
+        problem(node, "basic_auth_users", "must be a mapping of user name to bcrypt hash")
+        return {}
+    users: dict[str, bytes] = {}
+    for key_node, value in node.value:
+        user = key_node.value
+        where = f"basic_auth_users.{user}"
+        if not isinstance(value, yaml.ScalarNode) or not _BCRYPT.match(value.value):
+            # Never echo the value: it may be a password pasted by mistake.
+            problem(value, where, _NOT_BCRYPT)
+        elif ":" in user or not user:
+            problem(key_node, where, "a user name is non-empty and has no ':'")
+        else:
+            users[user] = value.value.encode("ascii")
+    return users
+
+
+# --- basic auth -----------------------------------------------------------------------
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` headers against bcrypt hashes, caching successes."""
+
+    def __init__(self, users: Mapping[str, bytes], clock: Callable[[], float] = time.monotonic):
+        self.users = dict(users)
+        self.clock = clock
+        self._key = os.urandom(32)
+        self._ok: dict[bytes, float] = {}
+        # Checked when the user is unknown, so a miss costs as much as a wrong password.
+        self._dummy = next(iter(self.users.values()))
+
+    async def check(self, header: str | None) -> bool:
+        if not header:
+            return False
+        digest = hmac.new(self._key, header.encode("utf-8", "surrogateescape"), "sha256").digest()
+        now = self.clock()
+        expires = self._ok.get(digest)
+        if expires is not None and expires > now:
+            return True
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return False
+        hashed = self.users.get(user)
+        ok = await asyncio.to_thread(_checkpw, password.encode("utf-8"), hashed or self._dummy)
+        if not (ok and hashed is not None):
+            return False
+        if len(self._ok) >= AUTH_CACHE_SIZE:
+            self._ok = {k: t for k, t in self._ok.items() if t > now}
+            if len(self._ok) >= AUTH_CACHE_SIZE:
+                self._ok.clear()
+        self._ok[digest] = now + AUTH_CACHE_SECONDS
+        return True
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # bcrypt 5 refuses passwords over 72 bytes
+        return False
+
+
+# --- the application ------------------------------------------------------------------
+
+BACKEND = web.AppKey("backend", WebBackend)
+ALLOW_ANY = web.AppKey("allow_any_probe_target", bool)
+RELOAD_LOCK = web.AppKey("reload_lock", asyncio.Lock)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(
+    backend: WebBackend,
+    web_config: WebConfig | None = None,
+    *,
+    allow_any_probe_target: bool = False,
+) -> web.Application:
+    """The aiohttp application serving ``backend``; basic auth when the config has users."""
+    middlewares = []
+    if web_config is not None and web_config.users:
+        middlewares.append(_auth_middleware(BasicAuth(web_config.users)))
+    app = web.Application(middlewares=middlewares)
+    app[BACKEND] = backend
+    app[ALLOW_ANY] = allow_any_probe_target
+    app[RELOAD_LOCK] = asyncio.Lock()
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/probe", _probe)
+    app.router.add_get("/-/healthy", _healthy)
+    app.router.add_get("/-/ready", _ready)
+    app.router.add_post("/-/reload", _reload)
+    app.router.add_get("/api/targets", _targets)
+    app.router.add_get("/api/targets/{name}", _target)
+    return app
+
+
+async def serve(
+    app: web.Application, host: str, port: int, web_config: WebConfig | None
+) -> web.AppRunner:
+    """Start serving ``app`` (over TLS when the config has it); ``runner.cleanup()`` stops.
+
+    ``port`` 0 picks a free port; ``runner.addresses`` tells which.
+    """
+    ssl_context = web_config.tls.ssl_context() if web_config and web_config.tls else None
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def _auth_middleware(auth: BasicAuth) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/-/healthy" and not await auth.check(
+            request.headers.get("Authorization")
+        ):
+            return web.Response(
+                status=401, text="authentication required\n", headers={"WWW-Authenticate": REALM}
+            )
+        return await handler(request)
+
+    return middleware
+
+
+def _exposition(body: bytes) -> web.Response:
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.Response(status=400, text=message + "\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    return _exposition(render(backend.store, extra=backend.extra_samples()))
+
+
+async def _probe(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    name = request.query.get("target", "")
+    probe = request.query.get("probe") or None
+    module = request.query.get("module") or None
+    if not name:
+        return _bad_request("the target parameter is missing, e.g. /probe?target=printer-lib-1")
+    if probe is not None and probe not in PROBES:
+        return _bad_request(f"unknown probe '{probe}'; use one of {', '.join(PROBES)}")
+    known = {t.name: t for t in backend.targets()}
+    inventory = known.get(name)
+    if inventory is None and not request.app[ALLOW_ANY]:
+        return _bad_request(
+            f"'{name}' is not a target in the inventory; /probe only probes inventory "
+            "targets (set server.allow_any_probe_target to allow others)"
+        )
+    try:
+        results = await backend.probe_once(name, probe, module)
+    except KeyError:
+        return _bad_request(f"'{name}' is not a target netmon can probe")
+    except (ValueError, ConfigError) as exc:
+        return _bad_request(f"cannot probe '{name}': {exc}")
+    labels = _static_labels(inventory)
+    interval = inventory.interval if inventory else 60.0
+    store = ResultStore()
+    used: set[str] = set()
+    for result in results:
+        store_name = result.probe or probe or "probe"
+        if store_name in used and "port" in result.facts:
+            store_name = f"{store_name}-{result.facts['port']}"
+        while store_name in used:
+            store_name += "_"
+        used.add(store_name)
+        store.put(result, labels, interval, probe=store_name)
+    return _exposition(render(store))
+
+
+def _static_labels(target: InventoryTarget | None) -> dict[str, str]:
+    """The labels the scheduler stores with a target's results."""
+    if target is None:
+        return {}
+    return {"role": target.role, "group": target.group, **target.labels}
+
+
+async def _healthy(request: web.Request) -> web.Response:
+    return web.Response(text="healthy\n")
+
+
+async def _ready(request: web.Request) -> web.Response:
+    if request.app[BACKEND].is_ready():
+        return web.Response(text="ready\n")
+    return web.Response(status=503, text="not ready: the first probe runs are not done yet\n")
+
+
+async def _reload(request: web.Request) -> web.Response:
+    async with request.app[RELOAD_LOCK]:
+        problems = await request.app[BACKEND].reload()
+    if problems:
+        text = "reload failed, the old config stays in use:\n" + "\n".join(problems) + "\n"
+        return web.Response(status=400, text=text)
+    return web.Response(text="reloaded\n")
+
+
+async def _targets(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    latest = _latest_by_target(backend.store)
+    return web.json_response([_target_json(t, latest.get(t.name, {})) for t in backend.targets()])
+
+
+async def _target(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    name = request.match_info["name"]
+    for target in backend.targets():
+        if target.name == name:
+            latest = _latest_by_target(backend.store)
+            return web.json_response(_target_json(target, latest.get(name, {})))
+    return web.json_response({"error": f"no target named '{name}'"}, status=404)
+
+
+def _latest_by_target(store: ResultStore) -> dict[str, dict[str, dict[str, Any]]]:
+    """Fresh results as JSON, by target name then stored probe name."""
+    now = time.time()
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for stored in store.snapshot(now):
+        data = stored.result.to_json()
+        del data["samples"]
+        data["age_seconds"] = round(max(0.0, now - stored.finished_at), 3)
+        data["interval_seconds"] = stored.interval
+        out.setdefault(stored.target, {})[stored.probe] = data
+    return out
+
+
+def _target_json(target: InventoryTarget, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One inventory target as the JSON API shows it (credential names only, no secrets)."""
+    return {
+        "name": target.name,
+        "address": target.address,
+        "port": target.port,
+        "group": target.group,
+        "role": target.role,
+        "labels": dict(target.labels),
+        "probes": list(target.probes),
+        "modules": list(target.modules),
+        "tcp_ports": list(target.tcp_ports),
+        "interval_seconds": target.interval,
+        "parent": target.parent,
+        "results": results,
+    }
