@@ -1,49 +1,42 @@
-"""``make demo``: a simulated school network on loopback, and a tour of netmon's probes.
+"""``make demo``: netmon monitoring a simulated school network on loopback.
 
-Starts snmpsim serving real device recordings (switches, printers, a server, a UPS) on
-127.0.0.1, a "printer" TCP port, a lab room of machines on 127.20.4.x and, when run as
-root, two lab machines that are down or on a lossy link inside a network namespace.
-It then runs the same ``netmon probe …`` commands an IT person would type, printing
-each command first so they can be copied. The simulator stays up until Ctrl-C
-(``--once`` runs the tour and exits).
+Starts snmpsim serving real device recordings (switches, printers, a server, a UPS), each
+device on its own loopback address 127.0.1.N; a lab room of machines on 127.0.4.x; and,
+when run as root, two lab machines that are down or on a lossy link inside network
+namespaces. Then it runs ``netmon run`` on a generated inventory (written to
+``.demo/netmon.yml``), waits until every device has been probed, prints what netmon
+sees and where to look (``/metrics``, the JSON API, ``/probe``), and keeps running until
+Ctrl-C. ``--tour`` first shows the one-off ``netmon probe`` commands on the same devices;
+``--once`` exits after the first summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Self
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from monitor import simlab
+from monitor.demo_school import DEVICES, LAB_RANGE, SimDevice, demo_config
+from monitor.output import device_text, status_text
+from monitor.web import DEFAULT_PORT
+from probes.result import Status
 
-LAB_ROOM = [f"127.20.4.{i}" for i in range(1, 13)]
-
-
-@dataclass(frozen=True)
-class Device:
-    name: str
-    recording: str  # community = path below the recordings dir
-    command: str  # "printer" or "snmp"
-    modules: str = ""
-
-
-SCHOOL = [
-    Device("sw-core (HP ProCurve)", "switch/hp-procurve-e2910al-24g-poe", "snmp", "system,interfaces"),
-    Device("sw-library (Cisco SG350)", "switch/cisco-sb-sg350-10", "snmp", "system,interfaces"),
-    Device("library-mfp (HP M252dw)", "printer/hp-color-laserjet-pro-m252dw", "printer"),
-    Device("office-copier (Konica Minolta)", "printer/konica-minolta-bizhub-c3110", "printer"),
-    Device("staffroom-printer (Brother)", "printer/brother-hl-5370dw", "printer"),
-    Device("file-server (Linux)", "linux/el8-x86_64-server", "snmp", "system,host"),
-    Device("ups-server-room (APC)", "ups/apc-smart-ups-1000-nmc3", "snmp", "system,ups"),
-]
+DEMO_DIR = simlab.PROJECT_ROOT / ".demo"
+MODULES_BY_GROUP = {"network": "system,interfaces", "servers": "system,host", "power": "system,ups"}
 
 
 def netmon_exe() -> list[str]:
@@ -66,86 +59,142 @@ def run(title: str, args: list[str], community: str | None = None) -> int:
     return subprocess.run(netmon_exe() + args, check=False, env=env).returncode
 
 
-class TcpListener:
-    """A tiny TCP service on loopback standing in for a printer's raw port 9100."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        async def main() -> None:
-            server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-            self.port = server.sockets[0].getsockname()[1]
-            self._ready.set()
-            async with server:
-                await server.serve_forever()
-
-        try:
-            self._loop.run_until_complete(main())
-        except RuntimeError:  # loop stopped at exit
-            pass
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+def probe_args(device: SimDevice, port: int) -> list[str]:
+    endpoint = f"{device.address}:{port}"
+    if device.group == "printers":
+        return ["probe", "printer", endpoint]
+    return ["probe", "snmp", endpoint, "--module", MODULES_BY_GROUP[device.group]]
 
 
-def tour(agent: simlab.Agent, tcp_port: int, lab_extra: list[str]) -> None:
-    ep = agent.endpoint
-    run("Lab 204: is every machine on?", ["probe", "icmp", *LAB_ROOM[:6], *lab_extra])
-    for dev in SCHOOL:
-        args = ["probe", dev.command, ep]
-        if dev.modules:
-            args += ["--module", dev.modules]
-        run(dev.name, args, community=dev.recording)
-    run("Is the printer's raw print port open? (and one that is not)",
-        ["probe", "tcp", f"127.0.0.1:{tcp_port}", f"127.0.0.1:{simlab.free_udp_port()}"])
+def tour(snmp_port: int, lab_extra: list[str]) -> None:
+    """The one-off commands an IT person types on site, against the same devices."""
+    first, last = LAB_RANGE.split("-")
+    lab = [first, last, *lab_extra]
+    run("Lab 204: is every machine on?", ["probe", "icmp", *lab])
+    for device in DEVICES:
+        run(f"{device.name} ({device.recording})", probe_args(device, snmp_port),
+            community=device.recording)
+    printer = next(d for d in DEVICES if d.name == "staffroom-printer")
     run("For Nagios/Icinga: the same printer check as a plugin",
-        ["probe", "printer", ep, "--nagios", "--warning", "supply=20", "--critical", "supply=5"],
-        community="printer/brother-hl-5370dw")
+        [*probe_args(printer, snmp_port), "--nagios", "--warning", "supply=20",
+         "--critical", "supply=5"], community=printer.recording)
+
+
+def port_free(host: str, port: int) -> bool:
+    if port == 0:
+        return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # loopback URL built here
+        return json.load(resp)
+
+
+def wait_ready(url: str, daemon: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def summary(targets: list[dict[str, Any]]) -> Table:
+    """What netmon sees: one row per target and probe, worst first."""
+    table = Table(title="What netmon sees", title_justify="left")
+    for column in ("target", "role", "room", "probe", "status", "explanation"):
+        table.add_column(column, overflow="fold")
+    rows = []
+    for target in targets:
+        for probe, result in sorted(target.get("results", {}).items()):
+            status = Status(result["status"])
+            rows.append((status is Status.OK, target["name"], target["role"],
+                         target["labels"].get("room", ""), probe, status, result["explanation"]))
+    for _ok, name, role, room, probe, status, explanation in sorted(rows, key=lambda r: r[0]):
+        table.add_row(device_text(name), role, device_text(room), probe, status_text(status),
+                      device_text(explanation))
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netmon-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--once", action="store_true", help="run the tour and exit")
-    parser.add_argument("--port", type=int, default=0, help="UDP port for the simulator (default: free)")
+    parser.add_argument("--once", action="store_true", help="print the first summary and exit")
+    parser.add_argument("--tour", action="store_true",
+                        help="first run the one-off `netmon probe` commands on the devices")
+    parser.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}",
+                        help=f"where netmon serves /metrics (default 127.0.0.1:{DEFAULT_PORT}; "
+                             "port 0 or a busy port: a free one)")
     opts = parser.parse_args(argv)
+    console = Console()
 
-    print("Starting the simulated school network (snmpsim with real device recordings)…", flush=True)
+    print("Starting the simulated school network (snmpsim with real device recordings)…",
+          flush=True)
+    port = simlab.free_udp_port(DEVICES[0].address)
     try:
-        agent = simlab.start_snmpsim(port=opts.port or None)
+        agent = simlab.start_snmpsim(host=DEVICES[0].address, port=port,
+                                     extra_endpoints=[(d.address, port) for d in DEVICES[1:]])
     except simlab.AgentError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     lab = simlab.DemoLab.create() if os.geteuid() == 0 else None
     if lab is None:
-        print("(not root: the down and lossy lab machines in a network namespace are left out)")
+        print("(the down and lossy lab machines need root for network namespaces; left out)")
+    lab_extra = lab.addresses if lab else []
+    daemon: subprocess.Popen[bytes] | None = None
     try:
-        with agent, TcpListener() as tcp:
-            print(f"Simulated devices answer SNMP on {agent.endpoint}; the community picks the device.")
-            tour(agent, tcp.port, lab.addresses if lab else [])
+        with agent:
+            print(f"Simulated devices answer SNMP on 127.0.1.1-{len(DEVICES)} port {port}.")
+            if opts.tour:
+                tour(port, lab_extra)
+            DEMO_DIR.mkdir(exist_ok=True)
+            config = DEMO_DIR / "netmon.yml"
+            config.write_text(demo_config(port, lab_extra))
+            host, _, listen_port = opts.listen.rpartition(":")
+            listen = f"{host}:{listen_port if port_free(host, int(listen_port)) else simlab.free_tcp_port(host)}"
+            url = f"http://{listen}"
+            print(f"\n$ netmon run -c {config.relative_to(simlab.PROJECT_ROOT)} --listen {listen}",
+                  flush=True)
+            daemon = subprocess.Popen([*netmon_exe(), "run", "-c", str(config), "--listen", listen])
+            if not wait_ready(url, daemon, timeout=90):
+                print("demo: netmon did not become ready (see its messages above)", file=sys.stderr)
+                return 1
+            console.print(summary(get_json(f"{url}/api/targets")))
+            console.print(
+                f"\nnetmon is monitoring {len(get_json(f'{url}/api/targets'))} targets. Look at:\n"
+                f"  {url}/metrics                      Prometheus metrics of every device\n"
+                f"  {url}/api/targets                  the same as JSON, with explanations\n"
+                f"  {url}/probe?target=library-mfp     one device, probed now\n"
+                f"  the inventory it runs on:  {config}",
+                highlight=False, soft_wrap=True,
+            )
             if opts.once:
                 return 0
-            print(f"\nThe simulator keeps running on {agent.endpoint}. Try for example:\n"
-                  f"  SNMP_COMMUNITY=printer/sharp-mx-3570n .venv/bin/netmon probe printer "
-                  f"{agent.endpoint} --community-env SNMP_COMMUNITY\n"
-                  f"  SNMP_COMMUNITY=switch/cisco-catalyst-2960 .venv/bin/netmon probe snmp "
-                  f"{agent.endpoint} --community-env SNMP_COMMUNITY --module interfaces\n"
-                  "Press Ctrl-C to stop.", flush=True)
+            print("Press Ctrl-C to stop netmon and the simulated network.", flush=True)
             try:
-                signal.pause()
+                while daemon.poll() is None:
+                    time.sleep(1)
             except KeyboardInterrupt:
-                print("\nStopping the simulated network.")
+                print("\nStopping.")
             return 0
     finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
         if lab:
             lab.destroy()
 

@@ -1,4 +1,4 @@
-"""README command 1: the demo starts the simulated school and every probe in its tour works."""
+"""README command 1: the demo runs netmon on the simulated school and every device is seen."""
 
 from __future__ import annotations
 
@@ -6,33 +6,38 @@ import os
 import subprocess
 import sys
 
-from monitor import demo, simlab
+from monitor import simlab
+from monitor.demo_school import DEVICES
 from tests.conftest import need
 
 
-def test_demo_tour_runs_against_the_simulated_school() -> None:
+def test_demo_monitors_the_simulated_school() -> None:
     need(simlab.snmpsim_available())
-    namespaces_before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    namespaces_before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                       check=True).stdout
     proc = subprocess.run(
-        [sys.executable, "-m", "monitor.demo", "--once"],
-        capture_output=True, text=True, timeout=180, check=False, env=dict(os.environ, COLUMNS="160"),
+        [sys.executable, "-m", "monitor.demo", "--once", "--tour", "--listen", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=240, check=False,
+        env=dict(os.environ, COLUMNS="200"),
     )
     out = proc.stdout
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    for device in demo.SCHOOL:
-        assert f"── {device.name}" in out
-        assert f"SNMP_COMMUNITY={device.recording} netmon probe {device.command}" in out
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
     assert "Traceback" not in out + proc.stderr
-    # Every simulated SNMP device answered: one "ok" summary line per device.
-    assert out.count("  ok  (") >= len(demo.SCHOOL), out
-    assert "Supplies" in out and "Interfaces" in out
-    for address in demo.LAB_ROOM[:6]:
-        assert address in out
+    # The tour: each one-off command printed, then its output.
+    for device in DEVICES:
+        assert f"SNMP_COMMUNITY={device.recording} netmon probe" in out
+    assert "NETMON PRINTER" in out
+    # The daemon's summary: every simulated device answered SNMP and ping.
+    summary = out[out.index("What netmon sees"):]
+    for device in DEVICES:
+        rows = [line for line in summary.splitlines() if f" {device.name} " in line]
+        assert {"icmp", "snmp"} <= {p for row in rows for p in ("icmp", "snmp") if f" {p} " in row}
+        assert all(" ok " in row for row in rows), rows
+    assert "lab-204-10" in summary and "/metrics" in summary
     if os.geteuid() == 0:  # the namespace lab: one machine down, one lossy
-        assert "timeout" in out and "198.18.201.2" in out and "198.18.202.2" in out
-    assert "refused" in out  # the closed TCP port
-    assert "NETMON PRINTER" in out.upper()  # the Nagios line
-    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert any("lab-205-pc1" in line and "timeout" in line for line in summary.splitlines())
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=True).stdout
     assert not {line for line in after.splitlines() if "netmon-demo" in line} - set(
         namespaces_before.splitlines()
     ), "the demo left its network namespaces behind"
