@@ -337,9 +337,9 @@ class Group(StrictModel):
 
 
 def _check_listen(value: str) -> str:
-    host, sep, port = value.rpartition(":")
+    _, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("listen is HOST:PORT, e.g. 0.0.0.0:9430, 127.0.0.1:9430 or [::]:9430")
+        raise ValueError("listen is HOST:PORT, e.g. 0.0.0.0:10190, 127.0.0.1:10190 or [::]:10190")
     return value
 
 
