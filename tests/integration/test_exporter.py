@@ -29,6 +29,7 @@ from probes.snmp.probe import SnmpSettings
 from probes.target import Target
 from probes.tcp import TcpSettings
 from tests.conftest import need
+from tests.exposition import one, parse
 from tests.snmprec import RECORDINGS, column, community_of, raw_lines
 
 SUPPLIES = "1.3.6.1.2.1.43.11.1.1"
@@ -106,22 +107,6 @@ def probed(snmpsim: simlab.Agent) -> Iterator[Probed]:
     yield Probed(store, results, render(store, now=now).decode(), now)
 
 
-Series = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def parse(text: str) -> Series:
-    """``{sample name: [(labels, value), ...]}`` from the text exposition."""
-    out: Series = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append((s.labels, s.value))
-    return out
-
-
-def one(series: Series, name: str, **labels: str) -> float:
-    hits = [v for lbl, v in series.get(name, []) if labels.items() <= lbl.items()]
-    assert len(hits) == 1, f"{name}{labels}: {len(hits)} series"
-    return hits[0]
 
 
 def test_every_probe_worked(probed: Probed) -> None:

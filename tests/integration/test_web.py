@@ -20,7 +20,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import InventoryTarget
 from monitor.store import ResultStore
@@ -40,6 +39,7 @@ from probes.registry import run_probe
 from probes.result import ProbeResult, Sample, Status
 from probes.tcp import TcpSettings
 from tests.conftest import need
+from tests.exposition import one, parse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "web"
 ICMP = IcmpSettings(count=1, interval=0.01, timeout=1.0)
@@ -159,21 +159,6 @@ async def running(
         await runner.cleanup()
 
 
-Series = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def parse(text: str) -> Series:
-    out: Series = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append((s.labels, s.value))
-    return out
-
-
-def one(series: Series, name: str, **labels: str) -> float:
-    hits = [v for lbl, v in series.get(name, []) if labels.items() <= lbl.items()]
-    assert len(hits) == 1, f"{name}{labels}: {len(hits)} series in {sorted(series)}"
-    return hits[0]
 
 
 # --- plain HTTP -----------------------------------------------------------------------
