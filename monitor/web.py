@@ -402,7 +402,12 @@ def _bad_request(message: str) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
-    return _exposition(render(backend.store, extra=backend.extra_samples()))
+    extra = backend.extra_samples()
+    # Rendering a large school takes seconds (5,500 targets: ~4 s); a worker thread keeps
+    # the event loop, and so every scheduled probe, running meanwhile. The store hands out
+    # an immutable snapshot, so reading it from another thread is safe.
+    body = await asyncio.to_thread(render, backend.store, extra=extra)
+    return _exposition(body)
 
 
 async def _probe(request: web.Request) -> web.Response:
