@@ -748,13 +748,7 @@ def _import_csv(opts: argparse.Namespace) -> int:
         return _problems(exc.problems, f"nothing imported from {opts.csv}")
     if imported.ignored_columns:
         print(f"note: ignored columns: {', '.join(imported.ignored_columns)}", file=sys.stderr)
-    text = groups_yaml(imported.hosts, opts.csv)
-    if opts.output:
-        _write_atomically(opts.output, text)
-        print(f"wrote {len(imported.hosts)} devices to {opts.output}", file=sys.stderr)
-    else:
-        print(text, end="")
-    return EXIT_OK
+    return _emit(groups_yaml(imported.hosts, opts.csv), opts.output, f"{len(imported.hosts)} devices")
 
 
 def _export_sd(cfg: Any, opts: argparse.Namespace) -> int:
@@ -762,10 +756,14 @@ def _export_sd(cfg: Any, opts: argparse.Namespace) -> int:
     from monitor.inventory import file_sd
 
     groups = file_sd(resolve_targets(cfg), netmon_address=opts.netmon_address, per_probe=opts.per_probe)
-    text = json.dumps(groups, indent=2) + "\n"
-    if opts.output:
-        _write_atomically(opts.output, text)
-        print(f"wrote {len(groups)} target groups to {opts.output}", file=sys.stderr)
+    return _emit(json.dumps(groups, indent=2) + "\n", opts.output, f"{len(groups)} target groups")
+
+
+def _emit(text: str, output: str | None, what: str) -> int:
+    """Write ``text`` to ``output`` (atomically, saying what was written) or to stdout."""
+    if output:
+        _write_atomically(output, text)
+        print(f"wrote {what} to {output}", file=sys.stderr)
     else:
         print(text, end="")
     return EXIT_OK

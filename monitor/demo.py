@@ -170,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             if not wait_ready(url, daemon, timeout=90):
                 print("demo: netmon did not become ready (see its messages above)", file=sys.stderr)
                 return 1
-            console.print(summary(get_json(f"{url}/api/targets")))
+            targets = get_json(f"{url}/api/targets")
+            console.print(summary(targets))
             console.print(
-                f"\nnetmon is monitoring {len(get_json(f'{url}/api/targets'))} targets. Look at:\n"
+                f"\nnetmon is monitoring {len(targets)} targets. Look at:\n"
                 f"  {url}/metrics                      Prometheus metrics of every device\n"
                 f"  {url}/api/targets                  the same as JSON, with explanations\n"
                 f"  {url}/probe?target=library-mfp     one device, probed now\n"

@@ -38,9 +38,9 @@ def missing() -> str | None:
     """Why namespaces cannot be used here, or None when they can."""
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
-    for tool in ("ip", "tc"):
+    for tool, package in (("ip", "iproute2"), ("tc", "iproute2"), ("nft", "nftables")):
         if shutil.which(tool) is None:
-            return f"needs {tool} (iproute2)"
+            return f"needs {tool} ({package})"
     return None
 
 

@@ -261,7 +261,6 @@ def _get(url: str) -> tuple[int, str]:
 
 def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(lab: Lab, tmp_path: Path) -> None:
     """`monitor.daemon.run` in its own process, as `netmon run` starts it."""
-    pytest.importorskip("monitor.web", reason="monitor/web.py is not there yet")
     path = tmp_path / "netmon.yml"
     path.write_text(config_text(lab, (1,), silent=False))
     listen = f"127.0.0.1:{simlab.free_tcp_port()}"
