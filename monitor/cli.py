@@ -475,6 +475,9 @@ async def run_jobs(jobs: Sequence[Job]) -> list[ProbeResult]:
 # --- check-config, inventory, run ------------------------------------------------------
 
 SERVICE_COMMANDS = ("check-config", "inventory", "run")
+#: Modules that add commands: each has ``add_commands(subparsers)`` and gives every parser
+#: it adds ``set_defaults(handler=fn)``, ``fn(opts) -> exit code``.
+PLUGIN_COMMANDS = ("monitor.cli_alerts", "monitor.cli_dashboards", "monitor.cli_discover")
 INVENTORY_ACTIONS = ("list", "import", "export-sd")
 #: Shown for `netmon run --listen` only if monitor.web (which owns the real default) is missing.
 PLACEHOLDER_PORT = 10190
@@ -659,6 +662,17 @@ def _add_service_commands(commands: Any) -> None:
     run.add_argument("--web-config", metavar="FILE",
                      help="TLS and basic auth, exporter-toolkit web-config format (default: server.web_config from the config)")  # fmt: skip
 
+    import importlib
+
+    for name in PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(commands)
+
 
 def _problems(problems: Sequence[object], what: str) -> int:
     """Print every problem (stderr) and a count; exit code 1."""
@@ -683,6 +697,10 @@ def _write_atomically(path: str, text: str) -> None:
 def run_service_command(opts: argparse.Namespace) -> int:
     """check-config, inventory list/import/export-sd and run; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = getattr(opts, "handler", None)
+    if handler is not None:  # a command from a PLUGIN_COMMANDS module
+        code: int = handler(opts)
+        return code
     try:
         if opts.command == "inventory" and opts.action == "import":
             return _import_csv(opts)

@@ -97,6 +97,9 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
     "netmon_probe_runs_total": ("probe", "status"),
     "netmon_scheduler_skipped_runs_total": ("probe", "reason"),
     "netmon_probe_last_run_timestamp_seconds": (),
+    "netmon_alerts": ("state", "severity", "suppressed"),
+    "netmon_notifications_total": ("receiver", "integration", "outcome"),
+    "netmon_notifications_pending": ("receiver", "integration"),
     "netmon_build_info": ("version",),
 }
 

@@ -13,11 +13,12 @@ disappears from ``/metrics`` instead of being reported as if fresh.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -35,6 +36,8 @@ RESERVED_LABELS = frozenset({"target", "probe", "job", "instance"})
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 Key = tuple[str, str]
+Listener = Callable[["StoredResult"], None]
+log = logging.getLogger("netmon.store")
 
 
 def stale_after(interval: float) -> float:
@@ -85,6 +88,13 @@ class ResultStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[Key, _Entry] = {}
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(stored)`` after every :meth:`put`, in the putting thread (the
+        alert engine evaluates its rules as results arrive). A listener that raises is
+        logged and does not stop the others."""
+        self._listeners.append(listener)
 
     def put(
         self,
@@ -126,6 +136,11 @@ class ResultStore:
             else:
                 entry.latest = stored
             entry.history.append(HistoryEntry(finished, result.status, result.explanation))
+        for listener in list(self._listeners):
+            try:
+                listener(stored)
+            except Exception:
+                log.exception("result listener %r failed on %s/%s", listener, stored.target, name)
         return stored
 
     def snapshot(self, now: float | None = None) -> list[StoredResult]:

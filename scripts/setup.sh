@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(snmpd snmp fping iproute2 nftables procps python3-venv prometheus-snmp-exporter prometheus)
+APT_PACKAGES=(snmpd snmp fping iproute2 nftables procps python3-venv prometheus-snmp-exporter prometheus
+    prometheus-alertmanager chromium)
 PYTHON=${PYTHON:-python3}
 SIM_PYTHON=${SIM_PYTHON:-/usr/bin/python3}
 
