@@ -88,6 +88,8 @@ class ResultStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[Key, _Entry] = {}
+        #: The same entries by target name, then probe name (for :meth:`latest_for`).
+        self._by_target: dict[str, dict[str, _Entry]] = {}
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -133,6 +135,7 @@ class ResultStore:
             entry = self._entries.get((stored.target, name))
             if entry is None:
                 entry = self._entries[(stored.target, name)] = _Entry(stored)
+                self._by_target.setdefault(stored.target, {})[name] = entry
             else:
                 entry.latest = stored
             entry.history.append(HistoryEntry(finished, result.status, result.explanation))
@@ -156,6 +159,13 @@ class ResultStore:
             entry = self._entries.get((target, probe))
             return entry.latest if entry else None
 
+    def latest_for(self, target: str, now: float | None = None) -> dict[str, StoredResult]:
+        """The fresh latest result of every probe of one target, by probe name."""
+        at = time.time() if now is None else now
+        with self._lock:
+            latest = [e.latest for e in self._by_target.get(target, {}).values()]
+        return {s.probe: s for s in latest if not s.is_stale(at)}
+
     def history(self, target: str, probe: str) -> list[HistoryEntry]:
         """The last :data:`HISTORY_LENGTH` runs of one pair, oldest first."""
         with self._lock:
@@ -168,6 +178,7 @@ class ResultStore:
             keys = [k for k in self._entries if k[0] == name]
             for k in keys:
                 del self._entries[k]
+            self._by_target.pop(name, None)
         return len(keys)
 
     def __len__(self) -> int:

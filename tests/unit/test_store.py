@@ -161,3 +161,30 @@ def test_concurrent_writers_and_readers_see_whole_entries() -> None:
     reader.join()
     assert not errors
     assert len(store) == 80
+
+
+def test_latest_for_gives_one_targets_fresh_results_by_probe() -> None:
+    store = ResultStore()
+    store.put(result("mfp", "icmp"), LABELS, 60)
+    store.put(result("mfp", "snmp", at=T0 - 1000), LABELS, 60)  # stale at T0 + 1
+    store.put(result("sw", "icmp"), LABELS, 60)
+    assert set(store.latest_for("mfp", now=T0 + 1)) == {"icmp"}
+    assert set(store.latest_for("mfp", now=T0 - 900)) == {"icmp", "snmp"}
+    assert store.latest_for("nobody") == {}
+    store.remove_target("mfp")
+    assert store.latest_for("mfp", now=T0 + 1) == {}
+
+
+def test_listeners_see_every_put_and_a_failing_listener_does_not_stop_others() -> None:
+    store = ResultStore()
+    seen: list[tuple[str, str]] = []
+
+    def broken(_: object) -> None:
+        raise RuntimeError("listener bug")
+
+    store.subscribe(broken)
+    store.subscribe(lambda s: seen.append((s.target, s.probe)))
+    store.put(result("mfp", "icmp"), LABELS, 60)
+    store.put(result("mfp", "tcp"), LABELS, 60, probe="tcp-9100")
+    assert seen == [("mfp", "icmp"), ("mfp", "tcp-9100")]
+    assert store.get("mfp", "icmp") is not None

@@ -1,0 +1,137 @@
+"""The alerting pipeline of one netmon process: rules -> engine -> notifier.
+
+:class:`AlertService` is what the daemon holds. It evaluates a target's rules whenever
+one of its probe results arrives (the daemon subscribes it to the result store), runs
+a one-second tick that promotes pending alerts whose ``for`` has elapsed and lets the
+notifier group and deliver, and answers the web server and the status page.
+
+It knows nothing of ``monitor``: results come in as plain :class:`ProbeResult` maps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from alerts.db import open_db
+from alerts.engine import AlertEngine
+from alerts.model import Alert
+from alerts.notify import Notifier
+from alerts.rules import RuleSet, TargetInfo
+from alerts.schedule import Schedule
+from alerts.settings import AlertsSettings
+from probes.result import ProbeResult, Sample
+
+log = logging.getLogger("netmon.alerts")
+
+#: Seconds between engine ticks (pending -> firing, schedules, silences, delivery).
+TICK_SECONDS = 1.0
+DEFAULT_STATE_FILE = "netmon-alerts.db"
+
+
+def state_path(settings: AlertsSettings, base_dir: Path) -> Path:
+    """The SQLite state file: ``alerts.state_file`` relative to the config's directory."""
+    path = Path(settings.state_file or DEFAULT_STATE_FILE)
+    return path if path.is_absolute() else base_dir / path
+
+
+class AlertService:
+    """Rules, engine and notifier on one state file; reconfigured on reload."""
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        *,
+        base_dir: Path,
+        schedules: Mapping[str, Schedule],
+        clock: Callable[[], float] = time.time,
+        external_url: str = "",
+    ) -> None:
+        self.base_dir = Path(base_dir)
+        self.clock = clock
+        self.external_url = external_url
+        self.settings = settings
+        self.path = state_path(settings, self.base_dir)
+        self.conn: sqlite3.Connection = open_db(self.path)
+        self.rules = RuleSet.from_settings(settings)
+        self.engine = AlertEngine(
+            self.conn, settings, schedules=schedules, base_dir=self.base_dir, clock=clock
+        )
+        self.notifier = Notifier(
+            self.conn, settings, base_dir=self.base_dir, clock=clock, external_url=external_url
+        )
+        self._targets: dict[str, TargetInfo] = {}
+        self._tick_task: asyncio.Task[None] | None = None
+
+    def set_targets(self, targets: Sequence[TargetInfo]) -> None:
+        self._targets = {t.name: t for t in targets}
+        self.engine.set_targets(targets)
+
+    async def reconfigure(
+        self, settings: AlertsSettings, schedules: Mapping[str, Schedule], targets: Sequence[TargetInfo]
+    ) -> None:
+        """Apply a reloaded config. Rules keep their memory when unchanged; the notifier
+        is restarted on the same state file (its outbox and log carry over)."""
+        if settings.model_dump() != self.settings.model_dump():
+            if state_path(settings, self.base_dir) != self.path:
+                log.warning("alerts.state_file changed: takes effect after a restart")
+            self.rules = RuleSet.from_settings(settings)
+            await self.notifier.stop()
+            self.notifier = Notifier(
+                self.conn, settings, base_dir=self.base_dir, clock=self.clock,
+                external_url=self.external_url,
+            )  # fmt: skip
+            await self.notifier.start()
+            self.settings = settings
+        self.engine = AlertEngine(
+            self.conn, settings, schedules=schedules, base_dir=self.base_dir, clock=self.clock
+        )
+        self.set_targets(targets)
+
+    def evaluate(self, target: str, results: Mapping[str, ProbeResult], now: float | None = None) -> None:
+        """Re-evaluate one target's rules on its latest results (called per stored result)."""
+        info = self._targets.get(target)
+        if info is None:
+            return
+        at = self.clock() if now is None else now
+        observations = self.rules.evaluate(info, results, at)
+        if self.engine.observe(target, observations, at):
+            self.notifier.update(self.engine.alerts(), at)
+
+    def tick(self, now: float | None = None) -> None:
+        at = self.clock() if now is None else now
+        self.engine.tick(at)
+        self.notifier.update(self.engine.alerts(), at)
+
+    async def start(self) -> None:
+        await self.notifier.start()
+        self._tick_task = asyncio.get_running_loop().create_task(self._ticker())
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self.tick()
+            except Exception:  # a bug must not end alerting for good
+                log.exception("alert tick failed")
+
+    async def stop(self) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+            self._tick_task = None
+        await self.notifier.stop()
+        self.conn.close()
+
+    def alerts(self) -> list[Alert]:
+        """Pending, firing and recently resolved alerts (suppressed ones with their reason)."""
+        return self.engine.alerts()
+
+    def samples(self) -> list[Sample]:
+        return [*self.engine.samples(), *self.notifier.samples()]
