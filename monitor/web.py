@@ -11,6 +11,7 @@ Routes (aiohttp)::
     POST /-/reload           200 "reloaded", or 400 with the config's problems
     GET  /api/targets        JSON: inventory targets with their latest results
     GET  /api/targets/{name} JSON: one of them (404 if unknown)
+    GET  /                   the status page; /device/{name}: one device (monitor.status)
 
 TLS and basic auth come from a web-config file in the format of Prometheus's
 exporter-toolkit (``--web.config.file``), so Prometheus users already know it::
@@ -60,6 +61,7 @@ import bcrypt
 import yaml
 from aiohttp import web
 
+from monitor import status
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
 from monitor.exporter import render
 from monitor.store import ResultStore
@@ -357,6 +359,7 @@ def create_app(
     app.router.add_post("/-/reload", _reload)
     app.router.add_get("/api/targets", _targets)
     app.router.add_get("/api/targets/{name}", _target)
+    status.add_routes(app, backend)  # the status page: / and /device/{name}
     return app
 
 

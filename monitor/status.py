@@ -1,0 +1,560 @@
+"""The built-in status page: ``/`` (the whole school) and ``/device/{name}`` (one device).
+
+Two layers, like the exporter: pure functions turn the inventory, the result store and
+(when configured) the alert service's alerts into view models (:class:`Overview`,
+:class:`DeviceView`), and jinja2 templates in ``monitor/templates`` render them as plain
+HTML with autoescaping on, so every device-supplied string (sysDescr, supply and alert
+descriptions, ifAlias) is inert text. No JavaScript; a meta refresh reloads the page.
+
+A device's state comes from its fresh probe results:
+
+- ``up``: every probe succeeded; ``degraded``: some succeeded, some failed (or a walk
+  was partial); ``down``: every probe failed; ``unknown``: no result yet, or only stale
+  ones (the store's staleness rule);
+- ``suppressed``: down or degraded, but expected: its parent (or the parent's parent) is
+  down, or the alert service says it is outside its schedule or behind a down parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+from aiohttp import web
+
+from alerts.model import Alert, AlertState, Suppression
+from monitor.config import InventoryTarget
+from monitor.store import ResultStore, StoredResult
+from probes.result import Record, Status
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: Seconds between the page's automatic reloads.
+REFRESH_SECONDS = 30
+#: Defence in depth behind autoescaping: the page needs no script, frame or plugin.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'"
+#: Interface types counted as switch ports (IANAifType names as the interfaces module
+#: reports them); VLANs, loopbacks, LAGs and tunnels are not ports.
+PORT_TYPES = frozenset({"ethernetCsmacd", "fastEther", "fastEtherFX", "gigabitEthernet"})
+SUPPLY_WARN = frozenset({"low", "empty", "nearly_full", "full"})
+
+
+class State(StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+    SUPPRESSED = "suppressed"
+
+
+#: What a failed probe status means and what to check, for the device page.
+MEANINGS: dict[Status, str] = {
+    Status.OK: "",
+    Status.PARTIAL: "Some data arrived and some did not. Check the explanation for what "
+    "was missing; a busy device or a lossy link can cause it.",
+    Status.TIMEOUT: "Nothing answered in time. Check that the device is powered on and "
+    "plugged in, its switch port is up, and no firewall drops the traffic.",
+    Status.UNREACHABLE: "The network reports no route to the device. Check the address, "
+    "the VLAN and the router or switch in between.",
+    Status.REFUSED: "The device answered but refused the connection: the service is not "
+    "running or listens on another port.",
+    Status.DNS_ERROR: "The name could not be resolved. Check the DNS record or use an "
+    "address in the inventory.",
+    Status.AUTH_ERROR: "The device rejected netmon's credentials. Check that the SNMP "
+    "community or SNMPv3 user, protocols and passwords match the device.",
+    Status.PROTOCOL_ERROR: "The device answered with something netmon cannot read. Check "
+    "the port and the SNMP version configured for it.",
+    Status.PERMISSION_ERROR: "netmon lacks a privilege it needs (for ICMP: CAP_NET_RAW or "
+    "net.ipv4.ping_group_range). See the README, 'ICMP without root'.",
+    Status.CONFIG_ERROR: "netmon's settings for this probe are unusable. Run "
+    "`netmon check-config`.",
+    Status.ERROR: "A bug in netmon: the probe crashed. The log has the traceback.",
+}
+
+ROLE_TITLES = {
+    "switch": "Switches", "printer": "Printers", "server": "Servers", "ups": "UPS",
+    "lab": "Lab rooms", "other": "Other devices",
+}  # fmt: skip
+
+
+class AlertSource(Protocol):
+    """The part of the alert service the page reads."""
+
+    def alerts(self) -> list[Alert]: ...
+
+
+class StatusBackend(Protocol):
+    """The part of :class:`monitor.web.WebBackend` the page reads (``alerts`` optional)."""
+
+    store: ResultStore
+
+    def targets(self) -> list[InventoryTarget]: ...
+
+
+# --- view models ----------------------------------------------------------------------
+
+
+@dataclass
+class ProbeView:
+    """One latest probe result as the device page shows it."""
+
+    name: str
+    status: str
+    ok: bool
+    explanation: str
+    meaning: str
+    duration_seconds: float
+    age: str
+    stale: bool
+    facts: dict[str, str]
+    records: dict[str, list[Record]]
+
+
+@dataclass
+class Ports:
+    up: int = 0
+    down: int = 0
+    disabled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.up + self.down + self.disabled
+
+
+@dataclass
+class AlertView:
+    name: str
+    target: str
+    severity: str
+    state: str
+    summary: str
+    since: str
+    suppressed_reason: str
+
+
+@dataclass
+class DeviceView:
+    """One device: identity, state with its reason, and role-specific highlights."""
+
+    name: str
+    address: str
+    role: str
+    group: str
+    labels: dict[str, str]
+    parent: str | None
+    state: State
+    reason: str
+    probes: list[ProbeView] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    supplies: list[Record] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    ports: Ports | None = None
+    alerts: list[AlertView] = field(default_factory=list)
+
+    @property
+    def room(self) -> str:
+        return self.labels.get("room", "")
+
+    @property
+    def highlight_supplies(self) -> list[Record]:
+        """Toners (and any supply needing attention) for the overview; all on the detail."""
+        shown = [s for s in self.supplies if _is_toner(s) or s.get("state") in SUPPLY_WARN]
+        return shown or self.supplies[:4]
+
+
+@dataclass
+class LabView:
+    """A lab room rolled up: "27/30 up" and who is not."""
+
+    room: str
+    devices: list[DeviceView]
+
+    @property
+    def up(self) -> int:
+        return sum(d.state is State.UP for d in self.devices)
+
+    @property
+    def total(self) -> int:
+        return len(self.devices)
+
+    @property
+    def state(self) -> State:
+        if self.up == self.total:
+            return State.UP
+        if all(d.state is State.SUPPRESSED for d in self.devices if d.state is not State.UP):
+            return State.SUPPRESSED
+        if all(d.state is State.UNKNOWN for d in self.devices):
+            return State.UNKNOWN
+        return State.DOWN if self.up == 0 else State.DEGRADED
+
+    @property
+    def not_up(self) -> list[DeviceView]:
+        return [d for d in self.devices if d.state is not State.UP]
+
+
+@dataclass
+class Section:
+    """The devices of one site and building, by role."""
+
+    site: str
+    building: str
+    roles: list[tuple[str, list[DeviceView]]]
+    labs: list[LabView]
+
+    @property
+    def title(self) -> str:
+        return " · ".join(p for p in (self.site, self.building) if p) or "Devices"
+
+
+@dataclass
+class Overview:
+    devices: list[DeviceView]
+    sections: list[Section]
+    #: None: no alert service configured.
+    alerts: list[AlertView] | None
+    generated_at: float
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(d.state is s for d in self.devices) for s in State}
+
+
+# --- building the views ---------------------------------------------------------------
+
+
+def store_names(target: InventoryTarget) -> list[str]:
+    """The result-store probe names of a target's jobs (as the scheduler plans them)."""
+    names: list[str] = []
+    for probe in target.probes:
+        if probe == "tcp":
+            names += [f"tcp-{port}" for port in target.tcp_ports]
+        else:
+            names.append(probe)
+    return names
+
+
+def human_age(seconds: float) -> str:
+    """``"40 s"``, ``"12 min"``, ``"3 h 5 min"``, ``"2 d 4 h"``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def probe_view(name: str, stored: StoredResult, now: float) -> ProbeView:
+    r = stored.result
+    return ProbeView(
+        name=name, status=r.status.value, ok=r.status is Status.OK,
+        explanation=r.explanation, meaning=MEANINGS.get(r.status, ""),
+        duration_seconds=r.duration_seconds, age=human_age(now - stored.finished_at),
+        stale=stored.is_stale(now), facts=dict(r.facts), records=dict(r.records),
+    )  # fmt: skip
+
+
+def raw_state(probes: Sequence[ProbeView]) -> tuple[State, str]:
+    """State and reason from a device's probe results alone (no parents, no alerts)."""
+    fresh = [p for p in probes if not p.stale]
+    if not probes:
+        return State.UNKNOWN, "no result yet"
+    if not fresh:
+        return State.UNKNOWN, f"no fresh result (last one {probes[0].age} ago)"
+    failed = [p for p in fresh if not Status(p.status).success]
+    partial = [p for p in fresh if p.status == Status.PARTIAL]
+    if not failed and not partial:
+        return State.UP, ""
+    if len(failed) == len(fresh):
+        return State.DOWN, "; ".join(f"{p.name}: {p.explanation}" for p in failed)
+    return State.DEGRADED, "; ".join(f"{p.name}: {p.explanation}" for p in failed + partial)
+
+
+def device_view(
+    target: InventoryTarget, results: Mapping[str, StoredResult | None], now: float
+) -> DeviceView:
+    """A device's view from its own results; parents and alerts are applied later."""
+    probes = [probe_view(n, s, now) for n, s in results.items() if s is not None]
+    state, reason = raw_state(probes)
+    view = DeviceView(
+        name=target.name, address=target.address, role=target.role, group=target.group,
+        labels=dict(target.labels), parent=target.parent, state=state, reason=reason,
+        probes=probes,
+    )  # fmt: skip
+    for p in probes:
+        if p.stale:
+            continue
+        for key, value in p.facts.items():
+            view.facts.setdefault(key, value)
+        view.supplies += p.records.get("supplies", [])
+        view.conditions += [str(c.get("description") or c.get("condition"))
+                            for c in p.records.get("conditions", [])]  # fmt: skip
+        # The printer's own alert table ("Paper jam in tray 2"), unless merely informational.
+        view.conditions += [str(a["description"]) for a in p.records.get("alerts", [])
+                            if a.get("description") and a.get("severity") != "other"]  # fmt: skip
+        if "interfaces" in p.records:
+            view.ports = port_counts(p.records["interfaces"])
+    return view
+
+
+def port_counts(interfaces: Iterable[Record]) -> Ports:
+    """Switch ports up / down / disabled (administratively down); not-present ones skipped."""
+    ports = Ports()
+    for i in interfaces:
+        if i.get("type") not in PORT_TYPES or i.get("oper") == "not_present":
+            continue
+        if i.get("admin") == "down":
+            ports.disabled += 1
+        elif i.get("oper") == "up":
+            ports.up += 1
+        else:
+            ports.down += 1
+    return ports
+
+
+def apply_parents(devices: Mapping[str, DeviceView]) -> None:
+    """Mark devices that are down or degraded behind a down parent as suppressed."""
+
+    def parent_down(view: DeviceView, seen: set[str]) -> str | None:
+        parent = devices.get(view.parent or "")
+        if parent is None or parent.name in seen:
+            return None
+        if parent.state is State.DOWN:
+            return parent.name
+        if parent.state is State.SUPPRESSED:
+            return parent_down(parent, seen | {parent.name}) or parent.name
+        return None
+
+    # Parents first, so a grandchild sees its parent already suppressed.
+    for view in sorted(devices.values(), key=lambda v: _depth(v, devices)):
+        if view.state in (State.DOWN, State.DEGRADED):
+            culprit = parent_down(view, {view.name})
+            if culprit is not None:
+                view.state = State.SUPPRESSED
+                view.reason = f"unreachable because parent {culprit} is down"
+
+
+def _depth(view: DeviceView, devices: Mapping[str, DeviceView]) -> int:
+    depth, seen, parent = 0, {view.name}, view.parent
+    while parent is not None and parent in devices and parent not in seen:
+        seen.add(parent)
+        parent = devices[parent].parent
+        depth += 1
+    return depth
+
+
+def alert_view(alert: Alert, now: float) -> AlertView:
+    since = alert.starts_at if alert.state is AlertState.FIRING else alert.active_since
+    return AlertView(
+        name=alert.rule, target=alert.target, severity=alert.severity,
+        state=alert.state.value, summary=alert.annotations.get("summary", alert.rule),
+        since=f"for {human_age(now - since)}" if since else "",
+        suppressed_reason=alert.suppressed_reason if alert.suppressed else "",
+    )  # fmt: skip
+
+
+def apply_alerts(devices: Mapping[str, DeviceView], alerts: Sequence[Alert], now: float) -> None:
+    """Attach active alerts to their devices; the engine's parent/schedule suppression wins."""
+    for alert in alerts:
+        view = devices.get(alert.target)
+        if view is None or not alert.is_active:
+            continue
+        view.alerts.append(alert_view(alert, now))
+        expected = alert.suppressed in (Suppression.PARENT_DOWN, Suppression.OUT_OF_SCHEDULE)
+        if expected and view.state in (State.DOWN, State.DEGRADED, State.UNKNOWN):
+            view.state = State.SUPPRESSED
+            view.reason = alert.suppressed_reason or (
+                "off-schedule" if alert.suppressed is Suppression.OUT_OF_SCHEDULE
+                else "unreachable because its parent is down"
+            )  # fmt: skip
+
+
+def build_views(
+    targets: Sequence[InventoryTarget],
+    store: ResultStore,
+    alerts: Sequence[Alert] | None,
+    now: float,
+) -> dict[str, DeviceView]:
+    """Every inventory target's view, parents and alerts applied, by name."""
+    devices = {
+        t.name: device_view(t, {n: store.get(t.name, n) for n in store_names(t)}, now)
+        for t in targets
+    }
+    apply_parents(devices)
+    if alerts is not None:
+        apply_alerts(devices, alerts, now)
+    return devices
+
+
+def build_overview(
+    targets: Sequence[InventoryTarget],
+    store: ResultStore,
+    alerts: Sequence[Alert] | None,
+    now: float | None = None,
+) -> Overview:
+    """The front page: devices grouped by site and building, then role; labs by room."""
+    at = time.time() if now is None else now
+    devices = build_views(targets, store, alerts, at)
+    places: dict[tuple[str, str], list[DeviceView]] = {}
+    for view in devices.values():
+        key = (view.labels.get("site", ""), view.labels.get("building", ""))
+        places.setdefault(key, []).append(view)
+    sections = []
+    for (site, building), views in sorted(places.items()):
+        by_role: dict[str, list[DeviceView]] = {}
+        rooms: dict[str, list[DeviceView]] = {}
+        for v in views:
+            if v.role == "lab":
+                rooms.setdefault(v.room or v.group, []).append(v)
+            else:
+                by_role.setdefault(v.role, []).append(v)
+        order = list(ROLE_TITLES)
+        roles = [
+            (ROLE_TITLES.get(role, role.title()), sorted(vs, key=lambda d: d.name))
+            for role, vs in sorted(by_role.items(), key=lambda kv: _role_rank(kv[0], order))
+        ]
+        labs = [
+            LabView(room, sorted(vs, key=lambda d: d.name)) for room, vs in sorted(rooms.items())
+        ]
+        sections.append(Section(site, building, roles, labs))
+    active = None
+    if alerts is not None:
+        shown = sorted(
+            (a for a in alerts if a.is_active),
+            key=lambda a: (a.suppressed is not Suppression.NONE, a.state is not AlertState.FIRING,
+                           a.severity != "critical", -(a.starts_at or a.active_since or 0)),
+        )  # fmt: skip
+        active = [alert_view(a, at) for a in shown]
+    return Overview(list(devices.values()), sections, active, at)
+
+
+def _role_rank(role: str, order: list[str]) -> tuple[int, str]:
+    return (order.index(role) if role in order else len(order), role)
+
+
+def _is_toner(supply: Record) -> bool:
+    words = f"{supply.get('type') or ''} {supply.get('description') or ''}".lower()
+    return supply.get("class") != "receptacle" and ("toner" in words or "ink" in words)
+
+
+# --- rendering and routes -------------------------------------------------------------
+
+
+def environment() -> jinja2.Environment:
+    """The template environment: autoescape on for everything, undefined names are errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["percent"] = lambda r: f"{round(100 * float(r))}%"
+    env.filters["bytes"] = human_bytes
+    env.filters["columns"] = columns
+    env.filters["cell"] = cell
+    env.filters["clock"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    env.globals["refresh_seconds"] = REFRESH_SECONDS
+    return env
+
+
+def columns(rows: Sequence[Record]) -> list[str]:
+    """Every key of a records table, in first-seen order."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def cell(value: Any, key: str = "") -> str:
+    """One records-table value as text: ratios as percent, byte counts readable."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {cell(v, key)}" for k, v in value.items())
+    if isinstance(value, float | int) and key.endswith("ratio"):
+        return f"{100 * value:.0f}%"
+    if isinstance(value, float | int) and key.endswith("bytes"):
+        return human_bytes(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def render_overview(env: jinja2.Environment, overview: Overview) -> str:
+    return env.get_template("index.html").render(o=overview, generated_at=overview.generated_at)
+
+
+def render_device(env: jinja2.Environment, device: DeviceView, now: float) -> str:
+    return env.get_template("device.html").render(d=device, generated_at=now)
+
+
+STATUS_BACKEND = web.AppKey("status_backend", StatusBackend)
+STATUS_ENV = web.AppKey("status_env", jinja2.Environment)
+
+
+def add_routes(app: web.Application, backend: StatusBackend) -> None:
+    """Serve the status page for ``backend`` (a :class:`monitor.web.WebBackend`) at ``/``."""
+    app[STATUS_BACKEND] = backend
+    app[STATUS_ENV] = environment()
+    app.router.add_get("/", _index)
+    app.router.add_get("/device/{name}", _device)
+
+
+def _alerts_of(backend: StatusBackend) -> list[Alert] | None:
+    # Read on the event loop: the alert service's SQLite connection belongs to it.
+    service: AlertSource | None = getattr(backend, "alerts", None)
+    return None if service is None else list(service.alerts())
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text, status=status, content_type="text/html", charset="utf-8",
+        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                 "Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
+async def _index(request: web.Request) -> web.Response:
+    backend = request.app[STATUS_BACKEND]
+    env = request.app[STATUS_ENV]
+    targets, alerts = backend.targets(), _alerts_of(backend)
+
+    def render() -> str:
+        return render_overview(env, build_overview(targets, backend.store, alerts))
+
+    # A large school takes a while to render; keep probes running meanwhile.
+    return _html(await asyncio.to_thread(render))
+
+
+async def _device(request: web.Request) -> web.Response:
+    backend = request.app[STATUS_BACKEND]
+    env = request.app[STATUS_ENV]
+    name = request.match_info["name"]
+    targets = backend.targets()
+    if not any(t.name == name for t in targets):
+        page = env.get_template("missing.html").render(name=name, generated_at=time.time())
+        return _html(page, status=404)
+    now = time.time()
+    # Parents need the whole inventory's states; cheap next to rendering.
+    views = build_views(targets, backend.store, _alerts_of(backend), now)
+    return _html(render_device(env, views[name], now))

@@ -1,0 +1,305 @@
+"""The status page end to end: `netmon run` monitors the simulated school (plus a printer
+whose recording is full of HTML, a dead switch in a namespace with a lab PC behind it,
+and a printer whose SNMP agent is missing); the page is fetched over HTTP and checked
+against the daemon's own results, then rendered by headless Chromium.
+
+Set NETMON_WRITE_SCREENSHOT=1 to copy the desktop screenshot to docs/status-page.png.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from markupsafe import escape
+
+from monitor import simlab
+from monitor.demo_school import DEVICES, LAB_RANGE, demo_config
+from tests import netns as nn
+from tests.conftest import need
+
+REPO = Path(__file__).resolve().parents[2]
+NETMON = Path(sys.executable).parent / "netmon"
+HOSTILE = REPO / "tests" / "fixtures" / "hostile"
+CHROMIUM = "/usr/bin/chromium"
+XSS = "document.title='XSS'"
+LAB_SIZE = 12  # LAB_RANGE 127.0.4.10-21
+assert LAB_RANGE.endswith("10-127.0.4.21")
+
+
+def esc(text: str) -> str:
+    """Text as jinja2 (markupsafe) escapes it."""
+    return str(escape(text))
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status), resp.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode("utf-8")
+    except OSError:
+        return 0, ""
+
+
+def school_config(port: int, hostile_port: int, dead_switch: str, dead_pc: str) -> str:
+    doc = yaml.safe_load(demo_config(port, interval="2s"))
+    doc["credentials"]["sim-hostile"] = {"version": "2c", "community": "printer/html-in-strings"}
+    doc["groups"] += [
+        # Shown in its own site so the README screenshot shows the school first.
+        {"name": "hostile", "role": "printer", "modules": ["system", "printer", "interfaces"],
+         "labels": {"site": "test-lab"},
+         "targets": [{"name": "hostile-printer", "address": "127.0.1.9", "port": hostile_port,
+                      "credentials": "sim-hostile"}]},
+        # Answers ping, but no SNMP agent listens on its address: degraded.
+        {"name": "hall", "role": "printer", "parent": "sw-core", "labels": {"building": "main"},
+         "targets": [{"name": "hall-printer", "address": "127.0.1.11", "port": port,
+                      "credentials": "sim-library-mfp", "labels": {"room": "hall"}}]},
+        {"name": "annex-net", "role": "switch", "probes": ["icmp"],
+         "labels": {"building": "annex", "room": "annex-closet"},
+         "targets": [{"name": "sw-annex", "address": dead_switch}]},
+        {"name": "lab-annex", "role": "lab", "probes": ["icmp"], "parent": "sw-annex",
+         "labels": {"building": "annex", "room": "A1"},
+         "targets": [{"name": "annex-pc1", "address": dead_pc}]},
+    ]  # fmt: skip
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _dead_host(stack: list[Any]) -> str:
+    """An address inside a fresh namespace that ignores pings (a switched-off device)."""
+    ns_cm = nn.netns("nmst")
+    ns = ns_cm.__enter__()
+    stack.append(ns_cm)
+    link_cm = nn.veth(ns, nn.free_subnet())
+    link = link_cm.__enter__()
+    stack.append(link_cm)
+    ns.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    return link.inner
+
+
+@pytest.fixture(scope="module")
+def school(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """`netmon run` on the extended school; yields (URL, /api/targets once all results are in)."""
+    need(simlab.snmpsim_available())
+    need(nn.missing())
+    port = simlab.free_udp_port(DEVICES[0].address)
+    endpoints = [(d.address, port) for d in DEVICES[1:]]
+    hostile_port = simlab.free_udp_port("127.0.1.9")
+    stack: list[Any] = []
+    workdir = tmp_path_factory.mktemp("status")
+    with (
+        simlab.start_snmpsim(host=DEVICES[0].address, port=port, extra_endpoints=endpoints),
+        simlab.start_snmpsim(HOSTILE, host="127.0.1.9", port=hostile_port,
+                             ready_community="printer/html-in-strings"),
+    ):  # fmt: skip
+        try:
+            config = workdir / "netmon.yml"
+            config.write_text(
+                school_config(port, hostile_port, _dead_host(stack), _dead_host(stack))
+            )
+            listen = f"127.0.0.1:{simlab.free_tcp_port()}"
+            log_path = workdir / "netmon.log"
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen([str(NETMON), "run", "-c", str(config), "--listen", listen],
+                                        stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            url = f"http://{listen}"
+            try:
+                targets: list[dict[str, Any]] = []
+
+                def complete() -> bool:
+                    assert proc.poll() is None, log_path.read_text()[-3000:]
+                    code, body = fetch(f"{url}/api/targets")
+                    if code != 200:
+                        return False
+                    targets[:] = json.loads(body)
+                    return all(len(t["results"]) == len(t["probes"]) for t in targets)
+
+                wait_until(complete, 60, "every target's first results")
+                yield url, targets
+            finally:
+                proc.terminate()
+                proc.wait(timeout=15)
+        finally:
+            for cm in reversed(stack):
+                cm.__exit__(None, None, None)
+
+
+def cards(page: str) -> dict[str, tuple[str, str]]:
+    """device name -> (state, the card's HTML) from the overview."""
+    out: dict[str, tuple[str, str]] = {}
+    parts = re.split(r'(?=<div class="card )', page)
+    for part in parts:
+        m = re.match(r'<div class="card [^"]*" data-device="([^"]+)" data-state="(\w+)"', part)
+        if m:
+            out[html.unescape(m.group(1))] = (m.group(2), part)
+    return out
+
+
+def test_overview_shows_every_device_with_its_state(
+    school: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, targets = school
+    code, page = fetch(f"{url}/")
+    assert code == 200
+    assert '<meta http-equiv="refresh" content="30">' in page
+    assert 'name="viewport"' in page
+    found = cards(page)
+    for device in DEVICES:
+        assert found[device.name][0] == "up", device.name
+    assert found["hall-printer"][0] == "degraded"
+    assert "snmp:" in found["hall-printer"][1]
+    assert found["sw-annex"][0] == "down"
+    assert "no reply" in found["sw-annex"][1] or "0 of" in found["sw-annex"][1]
+    # Lab machines are rolled up by room, not shown one by one.
+    assert not any(name.startswith("lab-204-") for name in found)
+    lab = re.search(r'data-lab="204" data-state="(\w+)">.*?<div class="count">(\d+)/(\d+) up',
+                    page, re.DOTALL)  # fmt: skip
+    assert lab is not None and lab.groups() == ("up", str(LAB_SIZE), str(LAB_SIZE))
+    annex = re.search(r'data-lab="A1" data-state="(\w+)">(.*?)</ul>', page, re.DOTALL)
+    assert annex is not None and annex.group(1) == "suppressed"
+    assert "0/1 up" in annex.group(2)
+    assert "unreachable because parent sw-annex is down" in annex.group(2)
+    total = len(targets)
+    assert f"{total} devices" in page
+    up = len(DEVICES) + LAB_SIZE + 1  # + hostile-printer
+    assert f">{up} up<" in page and ">1 degraded<" in page and ">1 down<" in page
+    assert ">1 suppressed<" in page and ">0 unknown<" in page
+    assert "Alerts not configured" in page
+
+
+def test_printer_and_switch_details_match_the_store(
+    school: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, targets = school
+    by_name = {t["name"]: t for t in targets}
+    found = cards(fetch(f"{url}/")[1])
+    for name in ("library-mfp", "staffroom-printer"):
+        supplies = by_name[name]["results"]["snmp"]["records"]["supplies"]
+        card = found[name][1]
+        for s in supplies:
+            if s["ratio"] is not None and "toner" in (s["description"] or "").lower():
+                assert f"width:{round(100 * s['ratio'])}%" in card, (name, s)
+            assert esc(s["level_text"]) in card or "toner" not in str(s).lower()
+    # The Brother reports "some remaining" and "empty": words, not numbers.
+    staff = found["staffroom-printer"][1]
+    assert "some remaining" in staff and "empty" in staff and "nolevel" in staff
+    interfaces = by_name["sw-core"]["results"]["snmp"]["records"]["interfaces"]
+    ports = [i for i in interfaces if i["type"] == "ethernetCsmacd"]
+    up = sum(i["oper"] == "up" for i in ports)
+    down = sum(i["oper"] != "up" and i["admin"] == "up" for i in ports)
+    assert f"{up} up</b>" in found["sw-core"][1] and f"{down} down</b>" in found["sw-core"][1]
+
+
+def test_device_page_shows_every_latest_result(school: tuple[str, list[dict[str, Any]]]) -> None:
+    url, targets = school
+    printer = next(t for t in targets if t["name"] == "staffroom-printer")
+    code, page = fetch(f"{url}/device/staffroom-printer")
+    assert code == 200
+    assert 'data-state="up"' in page
+    for probe, result in printer["results"].items():
+        assert f'id="probe-{probe}"' in page
+        assert esc(result["explanation"]) in page
+        for value in result["facts"].values():
+            assert esc(value) in page
+    for table, rows in printer["results"]["snmp"]["records"].items():
+        if rows:
+            assert f'data-table="{table}"' in page
+            for row in rows:
+                assert esc(str(row.get("description") or row.get("name"))) in page
+    code, page = fetch(f"{url}/device/sw-annex")
+    assert code == 200 and 'data-state="down"' in page
+    assert "timeout" in page and "Nothing answered in time" in page
+    code, page = fetch(f"{url}/device/annex-pc1")
+    assert "unreachable because parent sw-annex is down" in page
+    assert fetch(f"{url}/device/no-such-device")[0] == 404
+
+
+def test_device_supplied_strings_are_escaped(school: tuple[str, list[dict[str, Any]]]) -> None:
+    url, targets = school
+    hostile = next(t for t in targets if t["name"] == "hostile-printer")
+    snmp = hostile["results"]["snmp"]
+    assert XSS in snmp["facts"]["sys_descr"]  # the recording really delivered the payload
+    assert XSS in snmp["records"]["alerts"][0]["description"]
+    assert any(XSS in (i["alias"] or "") for i in snmp["records"]["interfaces"])
+    for path in ("/", "/device/hostile-printer"):
+        code, page = fetch(f"{url}{path}")
+        assert code == 200
+        assert "<script" not in page.lower() and "<img" not in page.lower()
+    code, page = fetch(f"{url}/device/hostile-printer")
+    for raw in (snmp["facts"]["sys_descr"], snmp["facts"]["sys_name"], snmp["facts"]["location"],
+                snmp["records"]["alerts"][0]["description"],
+                *(s["description"] for s in snmp["records"]["supplies"]),
+                *(i["alias"] for i in snmp["records"]["interfaces"] if i["alias"])):  # fmt: skip
+        assert esc(raw) in page, raw
+
+
+# --- headless Chromium ----------------------------------------------------------------
+
+
+def chromium(tmp: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp / f"profile-{len(list(tmp.iterdir()))}"
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *extra, url],
+        check=False, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_chromium_renders_the_page_inert(
+    school: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    need(None if Path(CHROMIUM).exists() else "needs Chromium (Debian package chromium)")
+    url, _ = school
+    dom = chromium(tmp_path, f"{url}/", "--dump-dom").stdout
+    for device in DEVICES:
+        assert f'data-device="{device.name}"' in dom
+    assert "<title>netmon status</title>" in dom
+    dom = chromium(tmp_path, f"{url}/device/hostile-printer", "--dump-dom").stdout
+    # The title would read XSS had any payload run; the DOM holds no script or img element.
+    assert "<title>hostile-printer · netmon</title>" in dom, dom[:500]
+    assert "<script" not in dom and "<img" not in dom
+    assert "&lt;script&gt;document.title='XSS'&lt;/script&gt;" in dom
+
+    shots = {}
+    for label, width in (("desktop", 1280), ("phone", 390)):
+        shot = tmp_path / f"status-{label}.png"
+        chromium(tmp_path, f"{url}/", f"--screenshot={shot}", f"--window-size={width},2000")
+        assert shot.exists(), f"no {label} screenshot"
+        assert png_size(shot) == (width, 2000)
+        assert shot.stat().st_size > 30_000, f"{label} screenshot looks blank"
+        shots[label] = shot
+    if os.environ.get("NETMON_WRITE_SCREENSHOT") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shots["desktop"], REPO / "docs" / "status-page.png")
+        shutil.copyfile(shots["phone"], tmp_path.parent / "status-phone.png")
