@@ -1,0 +1,867 @@
+"""Alert rules: one declarative model read by the Python evaluator AND the PromQL exporter.
+
+A :class:`Rule` says which metric samples of a target to look at (``metric``, ``probe``,
+``match``/``exclude`` label matchers), how to turn them into a value (``fn``: the value,
+a ``rate`` or count of ``resets`` over ``window``, or ``max_over_time``; optionally
+divided by another metric with the same labels, or aggregated), how to compare it
+(``op``, ``threshold``, ``recover`` for hysteresis), extra conditions on other metrics
+of the same target (``and`` / ``unless``, joined on ``target`` plus ``on`` labels),
+alternatives (``or_when``), and what an alert instance is (``instance`` labels),
+with ``for``, ``severity``, a ``summary`` template and the ``reachability`` flag.
+
+:meth:`RuleSet.evaluate` applies the rules to a target's latest probe results;
+:meth:`RuleSet.export_prometheus` writes the same rules as a Prometheus rule file. Since
+both read the same data, they cannot drift; ``tests/integration/test_alert_rules_promtool``
+checks with ``promtool test rules`` that both fire on the same series.
+
+Settings precedence for a target: target override > group override > role override >
+``alerts.rules`` > the default pack (field by field).
+
+Summary templates are ``str.format`` strings over ``target``, ``value``, the series'
+labels and the target's labels; ``{value:.0%}``, ``{value:.1f}`` and
+``{value:duration}`` (seconds as "250ms", "1.5s") translate to Prometheus templates,
+``{explanation}`` (the probe's own one-line explanation) exists only in netmon.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import re
+import string
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from alerts.model import TARGET_LABELS, Observation, Severity
+from alerts.rules_default import DEFAULT_RULES
+from probes.metrics import METRICS
+from probes.result import ProbeResult
+from probes.settings import Duration, StrictModel, parse_duration
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """What the rules and the engine need to know about a target."""
+
+    name: str
+    #: group, role, site, building, room, ... (already flat).
+    labels: Mapping[str, str]
+    parent: str | None = None
+    #: A schedule name.
+    expected_online: str | None = None
+
+
+# --- the rule model -------------------------------------------------------------------
+
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+Fn = Literal["value", "rate", "resets", "max_over_time"]
+Aggregate = Literal["avg", "max", "min", "sum"]
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne,
+}  # fmt: skip
+PROBE_KINDS = ("icmp", "snmp", "tcp")
+#: Labels the exporter sets on every series; a sample's own label with such a name
+#: becomes ``exported_<name>`` (as on ``/metrics``).
+IDENTITY = ("target", "probe")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def parse_threshold(value: Any) -> float:
+    """A number, a percentage (``"15%"`` -> 0.15) or a duration (``"150ms"`` -> 0.15)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, a percentage (15%) or a duration (150ms)")  # noqa: TRY004
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage") from None
+    return parse_duration(value)
+
+
+Threshold = Annotated[float, BeforeValidator(parse_threshold)]
+
+
+class _Model(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Series(_Model):
+    """Samples of one metric (or several, summed) of a target, turned into values."""
+
+    metric: str | tuple[str, ...]
+    #: Only samples of this probe: icmp, snmp or tcp (any tcp-PORT).
+    probe: str | None = None
+    #: Label equality matchers.
+    match: dict[str, str] = Field(default_factory=dict)
+    #: Label regex (full match) exclusions.
+    exclude: dict[str, str] = Field(default_factory=dict)
+    fn: Fn = "value"
+    window: Duration = 300.0
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        for name in (value,) if isinstance(value, str) else value:
+            if name not in METRICS:
+                raise ValueError(f"unknown metric '{name}' (see METRICS.md)")
+        return value
+
+    @field_validator("probe")
+    @classmethod
+    def _known_probe(cls, value: str | None) -> str | None:
+        if value is not None and value not in PROBE_KINDS:
+            raise ValueError(f"unknown probe '{value}'; use one of {', '.join(PROBE_KINDS)}")
+        return value
+
+    @field_validator("exclude")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern in value.values():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return value
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric,) if isinstance(self.metric, str) else self.metric
+
+
+class Condition(Series):
+    """Another metric of the same target that must (``and``) or must not (``unless``)
+    pass ``op threshold``; joined on ``target`` plus the ``on`` labels."""
+
+    op: Op
+    threshold: Threshold
+    on: tuple[str, ...] = ()
+
+
+class Clause(Series):
+    """One way for a rule to be true: a compared value plus conditions."""
+
+    divide_by: Series | None = None
+    aggregate: Aggregate | None = None
+    op: Op = ">"
+    threshold: Threshold | None = None
+    #: Once active, the instance stays active until the value no longer passes
+    #: ``op recover`` (hysteresis against flapping).
+    recover: Threshold | None = None
+    and_: tuple[Condition, ...] = Field(default=(), alias="and")
+    unless: tuple[Condition, ...] = ()
+    summary: str | None = None
+
+    @field_validator("summary")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_template(value)
+        return value
+
+
+class Rule(Clause):
+    """A named alert rule (the name is the ``alertname``)."""
+
+    name: str
+    threshold: Threshold
+    summary: str
+    severity: Severity = Severity.WARNING
+    for_: Duration = Field(default=0.0, alias="for")
+    description: str = ""
+    #: About the target being reachable at all: suppressed when its parent is down or
+    #: outside its schedule.
+    reachability: bool = False
+    #: Labels that tell alert instances apart; default: the sample's own labels except
+    #: those fixed by ``match``.
+    instance: tuple[str, ...] | None = None
+    enabled: bool = True
+    #: Interfaces (``if_name``) watched whatever their history: the ``and`` conditions
+    #: are skipped for them (interface_down: "only ports that were up before").
+    uplinks: tuple[str, ...] = ()
+    or_when: tuple[Clause, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _snake(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"rule name '{value}' must be snake_case (a-z, 0-9, _)")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        _check_template(value)
+        return value
+
+    @model_validator(mode="after")
+    def _alternatives(self) -> Rule:
+        if any(c.threshold is None for c in self.or_when):
+            raise ValueError("every or_when alternative needs a threshold")
+        if (self.or_when or self.aggregate) and self.instance is None:
+            raise ValueError("rules with or_when or aggregate must list their instance labels")
+        return self
+
+    @property
+    def clauses(self) -> tuple[Clause, ...]:
+        return (self, *self.or_when)
+
+
+def _check_template(text: str) -> None:
+    try:
+        list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"bad template {text!r}: {exc}") from None
+
+
+class RuleChange(_Model):
+    """The fields of a rule a user may change, in ``rules:`` or an override."""
+
+    enabled: bool | None = None
+    threshold: Threshold | None = None
+    recover: Threshold | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+    severity: Severity | None = None
+    uplinks: tuple[str, ...] | None = None
+    summary: str | None = None
+
+    def apply(self, rule: Rule) -> Rule:
+        update = {k: v for k, v in self.model_dump(exclude_none=True).items()}
+        if "uplinks" in update:
+            update["uplinks"] = tuple(update["uplinks"])
+        return rule.model_copy(update=update) if update else rule
+
+
+class Override(_Model):
+    """Rule changes for one target, group or role (exactly one of them)."""
+
+    target: str | None = None
+    group: str | None = None
+    role: str | None = None
+    rules: dict[str, RuleChange]
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> Override:
+        if sum(x is not None for x in (self.target, self.group, self.role)) != 1:
+            raise ValueError("an override names exactly one of target, group or role")
+        return self
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        for key in ("target", "group", "role"):
+            if (value := getattr(self, key)) is not None:
+                return key, value
+        raise AssertionError("validated")
+
+
+class RulesSettings(StrictModel):
+    """``alerts:`` fields owned by the rules: changes, overrides and custom rules."""
+
+    rules: dict[str, RuleChange] = Field(default_factory=dict)
+    overrides: list[Override] = Field(default_factory=list)
+    custom_rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("custom_rules")
+    @classmethod
+    def _unique(cls, value: list[Rule]) -> list[Rule]:
+        seen = {r["name"] for r in DEFAULT_RULES}
+        for rule in value:
+            if rule.name in seen:
+                raise ValueError(f"rule name '{rule.name}' is already used")
+            seen.add(rule.name)
+        return value
+
+
+def default_rules() -> list[Rule]:
+    return [Rule.model_validate(d) for d in DEFAULT_RULES]
+
+
+def check_references(
+    settings: RulesSettings, *, groups: set[str], targets: set[str], schedules: set[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Unknown rule, group and target names, as (location under ``alerts``, message)."""
+    del schedules  # rules name none
+    names = {r["name"] for r in DEFAULT_RULES} | {r.name for r in settings.custom_rules}
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+
+    def rule_names(loc: tuple[str | int, ...], changes: Mapping[str, RuleChange]) -> None:
+        for name in changes:
+            if name not in names:
+                issues.append((loc + (name,), f"unknown rule '{name}'; see `netmon alerts export-rules`"))
+
+    rule_names(("rules",), settings.rules)
+    for i, override in enumerate(settings.overrides):
+        kind, value = override.scope
+        known = {"group": groups, "target": targets}.get(kind)
+        if known is not None and value not in known:
+            issues.append((("overrides", i, kind), f"unknown {kind} '{value}'"))
+        rule_names(("overrides", i, "rules"), override.rules)
+    return issues
+
+
+# --- evaluation -----------------------------------------------------------------------
+
+
+class _Num(float):
+    """A value whose format spec may also be ``duration`` (seconds as 250ms / 1.5s)."""
+
+    def __format__(self, spec: str) -> str:
+        if spec == "duration":
+            return human_seconds(float(self))
+        return super().__format__(spec)
+
+
+def human_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    return f"{seconds / 60:.3g}m"
+
+
+class _Context(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass(slots=True)
+class _Point:
+    """One sample as the exporter would serve it (own labels + ``probe``)."""
+
+    labels: dict[str, str]
+    value: float
+    at: float
+    result: ProbeResult
+
+
+@dataclass(slots=True)
+class _Track:
+    """Memory of one series for ``fn``: recent points (rate), a max-queue
+    (max_over_time) or reset times (resets)."""
+
+    points: deque[tuple[float, float]] = field(default_factory=deque)
+    resets: deque[float] = field(default_factory=deque)
+    last: tuple[float, float] | None = None
+
+
+@dataclass(slots=True)
+class _Value:
+    value: float
+    labels: dict[str, str]
+    result: ProbeResult | None
+
+
+LabelKey = frozenset[tuple[str, str]]
+
+
+def _probe_matches(kind: str | None, key: str) -> bool:
+    return kind is None or key == kind or key.startswith(f"{kind}-")
+
+
+def _metric_kind(metric: str) -> str | None:
+    """The probe a device metric comes from (None: the runner's, present even on failure)."""
+    if metric.startswith("netmon_probe_"):
+        return None
+    if metric.startswith("netmon_icmp_"):
+        return "icmp"
+    if metric.startswith("netmon_tcp_"):
+        return "tcp"
+    return "snmp"
+
+
+class RuleSet:
+    """The effective rules plus the per-series memory rates and histories need."""
+
+    def __init__(self, rules: Sequence[Rule], overrides: Sequence[Override] = ()) -> None:
+        self.rules = list(rules)
+        self.overrides = list(overrides)
+        self._effective: dict[tuple[str, str, str], list[Rule]] = {}
+        self._tracks: dict[str, dict[tuple[Any, ...], _Track]] = {}
+        self._active: dict[tuple[str, str, LabelKey], bool] = {}
+        self._last: dict[tuple[str, str], list[Observation]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: RulesSettings) -> RuleSet:
+        """Default pack + custom rules, changed by ``rules:``; unknown names are errors."""
+        rules = {r.name: r for r in [*default_rules(), *settings.custom_rules]}
+        problems = check_references(settings, groups=set(), targets=set(), schedules=set())
+        if unknown := [m for loc, m in problems if "unknown rule" in m]:
+            raise ValueError("; ".join(unknown))
+        for name, change in settings.rules.items():
+            rules[name] = _clamp(change.apply(rules[name]))
+        return cls(list(rules.values()), settings.overrides)
+
+    # --- effective rules per target ---
+
+    def effective(self, role: str, group: str, target: str) -> list[Rule]:
+        """The rules of a target with this role and group (disabled ones left out)."""
+        key = (role, group, target)
+        if key not in self._effective:
+            self._effective[key] = [
+                r for r in (self._apply(rule, key) for rule in self.rules) if r.enabled
+            ]
+        return self._effective[key]
+
+    def _apply(self, rule: Rule, key: tuple[str, str, str]) -> Rule:
+        for level, value in zip(("role", "group", "target"), key, strict=True):
+            for override in self.overrides:
+                if override.scope == (level, value) and rule.name in override.rules:
+                    rule = override.rules[rule.name].apply(rule)
+        return _clamp(rule)
+
+    # --- evaluate ---
+
+    def evaluate(
+        self, target: TargetInfo, results: Mapping[str, ProbeResult], now: float
+    ) -> list[Observation]:
+        """Active observations of every rule for one target's latest results.
+
+        ``results`` maps store probe names (icmp, snmp, tcp-9100) to the latest result
+        and is complete: instances not returned are inactive. When the SNMP probe failed,
+        SNMP-based rules keep their last verdict (toner is still low while the printer
+        sleeps; the reachability rules say why data is missing).
+        """
+        points = self._points(target, results, now)
+        tracks = self._tracks.setdefault(target.name, {})
+        out: list[Observation] = []
+        rules = self.effective(
+            target.labels.get("role", ""), target.labels.get("group", ""), target.name
+        )
+        for rule in rules:
+            if self._held(rule, results):
+                out += self._last.get((target.name, rule.name), [])
+                continue
+            observations = self._rule(rule, target, points, tracks, now)
+            self._last[(target.name, rule.name)] = observations
+            out += observations
+        _prune(tracks, now)
+        return out
+
+    def _held(self, rule: Rule, results: Mapping[str, ProbeResult]) -> bool:
+        if rule.reachability or _metric_kind(rule.metrics[0]) != "snmp":
+            return False
+        snmp = [r for key, r in results.items() if _probe_matches("snmp", key)]
+        return bool(snmp) and not any(r.status.success for r in snmp)
+
+    def _points(
+        self, target: TargetInfo, results: Mapping[str, ProbeResult], now: float
+    ) -> dict[str, list[_Point]]:
+        reserved = {*IDENTITY, *target.labels}
+        points: dict[str, list[_Point]] = {}
+        for key, result in results.items():
+            at = result.started_at + result.duration_seconds if result.started_at else now
+            port = key[4:] if key.startswith("tcp-") else None
+            for s in result.samples:
+                labels: dict[str, str] = {}
+                for name, value in s.labels:
+                    while name in reserved or name in labels:
+                        name = f"exported_{name}"
+                    labels[name] = value
+                labels["probe"] = key
+                if port is not None:
+                    labels["port"] = port  # PromQL: label_replace from probe="tcp-PORT"
+                points.setdefault(s.metric, []).append(_Point(labels, s.value, at, result))
+        return points
+
+    def _series(
+        self,
+        series: Series,
+        points: Mapping[str, list[_Point]],
+        tracks: dict[tuple[Any, ...], _Track],
+        now: float,
+    ) -> dict[LabelKey, _Value]:
+        """Values of a series by label set; several metrics are summed (inner join)."""
+        per_metric: list[dict[LabelKey, _Value]] = []
+        for metric in series.metrics:
+            values: dict[LabelKey, _Value] = {}
+            for p in points.get(metric, ()):
+                if not _selected(series, p.labels):
+                    continue
+                key = frozenset(p.labels.items())
+                track = tracks.setdefault((metric, key, series.fn, series.window), _Track())
+                v = _apply_fn(series.fn, series.window, track, p, now)
+                if v is not None:
+                    values[key] = _Value(v, p.labels, p.result)
+            per_metric.append(values)
+        first, *rest = per_metric
+        out: dict[LabelKey, _Value] = {}
+        for key, val in first.items():
+            if all(key in other for other in rest):
+                out[key] = _Value(val.value + sum(o[key].value for o in rest), val.labels, val.result)
+        return out
+
+    def _clause_values(
+        self, rule: Rule, clause: Clause, points: Mapping[str, list[_Point]],
+        tracks: dict[tuple[Any, ...], _Track], now: float,
+    ) -> dict[LabelKey, _Value]:  # fmt: skip
+        values = self._series(clause, points, tracks, now)
+        if clause.divide_by is not None:
+            divisors = self._series(clause.divide_by, points, tracks, now)
+            values = {
+                k: _Value(v.value / d.value, v.labels, v.result)
+                for k, v in values.items()
+                if (d := divisors.get(k)) is not None and d.value != 0
+            }
+        if clause.aggregate is not None:
+            groups: dict[LabelKey, list[_Value]] = {}
+            for v in values.values():
+                labels = {k: v.labels[k] for k in ("probe", *(rule.instance or ())) if k in v.labels}
+                groups.setdefault(frozenset(labels.items()), []).append(v)
+            values = {
+                k: _Value(_AGGREGATE[clause.aggregate]([x.value for x in vs]), dict(k), vs[0].result)
+                for k, vs in groups.items()
+            }
+        return values
+
+    def _passes(
+        self, labels: Mapping[str, str], conds: Iterable[Condition],
+        points: Mapping[str, list[_Point]], tracks: dict[tuple[Any, ...], _Track], now: float,
+    ) -> list[bool]:  # fmt: skip
+        verdicts = []
+        for cond in conds:
+            ok = OPS[cond.op]
+            wanted = tuple(labels.get(n, "") for n in cond.on)
+            verdicts.append(any(
+                ok(v.value, cond.threshold) and tuple(v.labels.get(n, "") for n in cond.on) == wanted
+                for v in self._series(cond, points, tracks, now).values()
+            ))  # fmt: skip
+        return verdicts
+
+    def _rule(
+        self, rule: Rule, target: TargetInfo, points: Mapping[str, list[_Point]],
+        tracks: dict[tuple[Any, ...], _Track], now: float,
+    ) -> list[Observation]:  # fmt: skip
+        found: dict[LabelKey, tuple[Clause, _Value]] = {}
+        for clause in rule.clauses:
+            for val in self._clause_values(rule, clause, points, tracks, now).values():
+                inst = _instance(rule, clause, val.labels)
+                ikey = frozenset(inst.items())
+                if ikey in found:
+                    continue
+                uplink = bool(rule.uplinks) and val.labels.get("if_name") in rule.uplinks
+                if not uplink and not all(self._passes(val.labels, clause.and_, points, tracks, now)):
+                    continue
+                if any(self._passes(val.labels, clause.unless, points, tracks, now)):
+                    continue
+                ok, thr = OPS[clause.op], clause.threshold
+                assert thr is not None
+                was = self._active.get((target.name, rule.name, ikey), False)
+                if ok(val.value, thr) or (
+                    was and clause.recover is not None and ok(val.value, clause.recover)
+                ):
+                    found[ikey] = (clause, val)
+        for key in [k for k in self._active if k[:2] == (target.name, rule.name)]:
+            if key[2] not in found:
+                del self._active[key]
+        out = []
+        for ikey, (clause, val) in found.items():
+            self._active[(target.name, rule.name, ikey)] = True
+            out.append(self._observation(rule, clause, target, dict(ikey), val))
+        return out
+
+    def _observation(
+        self, rule: Rule, clause: Clause, target: TargetInfo, inst: dict[str, str], val: _Value
+    ) -> Observation:
+        labels = {"alertname": rule.name, "severity": rule.severity.value, "target": target.name}
+        labels |= {k: target.labels[k] for k in TARGET_LABELS if k in target.labels and k not in labels}
+        labels |= {k: v for k, v in inst.items() if k not in labels}
+        ctx = _Context({**target.labels, **val.labels})
+        ctx |= {"target": target.name, "value": _Num(val.value),
+                "explanation": val.result.explanation if val.result else ""}  # fmt: skip
+        return Observation(
+            rule=rule.name,
+            target=target.name,
+            labels=labels,
+            active=True,
+            value=val.value,
+            summary=(clause.summary or rule.summary).format_map(ctx),
+            description=rule.description.format_map(ctx),
+            reachability=rule.reachability,
+            for_seconds=rule.for_,
+        )
+
+    # --- export ---
+
+    def export_prometheus(self) -> dict[str, Any]:
+        """The active rules as a Prometheus rule file (``groups: [...]``).
+
+        Overrides become separate rules (same ``alert`` name) whose selectors match the
+        target / group / role, and the less specific ones exclude them. ``or_when``
+        alternatives become further rules that exclude the earlier ones. Hysteresis
+        (``recover``) keeps an instance active through the ``ALERTS`` series.
+
+        Not expressible here, and left to the built-in engine or to Alertmanager:
+        suppression when a parent is down (Alertmanager ``inhibit_rules``), schedules
+        (``time_intervals`` / ``active_time_intervals``), silences and flap detection;
+        SNMP rules keeping their verdict while the SNMP probe fails (Prometheus sees the
+        series vanish); ``{explanation}`` in summaries. Rates use Prometheus'
+        extrapolating ``rate()`` where netmon divides first and last points of the window.
+        """
+        merged: dict[str, dict[str, Any]] = {}
+        for rule in self.rules:
+            for scope, effective in self._scopes(rule):
+                if not effective.enabled:
+                    continue
+                item = _promql_rule(effective, scope)
+                key = repr([item.get(k) for k in ("alert", "for", "labels", "annotations")])
+                if key in merged:
+                    merged[key]["expr"] = f"({merged[key]['expr']}) or ({item['expr']})"
+                    continue
+                merged[key] = item
+                # promtool rejects two rules with one name and one label set
+                clashes = [r for r in merged.values()
+                           if (r["alert"], r["labels"]) == (item["alert"], item["labels"])]  # fmt: skip
+                if len(clashes) > 1:
+                    item["labels"] = {**item["labels"], "netmon_override": _scope_text(scope)}
+        return {"groups": [{"name": "netmon", "rules": list(merged.values())}]}
+
+    def _scopes(self, rule: Rule) -> list[tuple[dict[str, tuple[str, list[str]]], Rule]]:
+        """Every combination of role/group/target overrides touching ``rule``: matchers
+        (``label -> ("=", [value])`` or ``("!~", [values])``) and the effective rule."""
+        dims: list[tuple[str, list[str]]] = []
+        for level in ("role", "group", "target"):
+            values = sorted({o.scope[1] for o in self.overrides
+                             if o.scope[0] == level and rule.name in o.rules})  # fmt: skip
+            dims.append((level, values))
+        combos: list[tuple[dict[str, tuple[str, list[str]]], tuple[str, str, str]]] = [({}, ("", "", ""))]
+        for i, (level, values) in enumerate(dims):
+            if not values:
+                continue
+            grown = []
+            for matchers, key in combos:
+                for value in values:
+                    k = list(key)
+                    k[i] = value
+                    grown.append(({**matchers, level: ("=", [value])}, (k[0], k[1], k[2])))
+                grown.append(({**matchers, level: ("!~", values)}, key))
+            combos = grown
+        return [(m, self._apply(rule, key)) for m, key in combos]
+
+
+_AGGREGATE: dict[str, Callable[[list[float]], float]] = {
+    "avg": lambda xs: sum(xs) / len(xs), "max": max, "min": min, "sum": sum,
+}  # fmt: skip
+
+
+def _clamp(rule: Rule) -> Rule:
+    """A recover threshold on the wrong side of the threshold (after an override moved
+    the threshold) is moved to the threshold: no hysteresis rather than nonsense."""
+    r, t = rule.recover, rule.threshold
+    if r is None or rule.op in ("==", "!="):
+        return rule
+    if (rule.op in (">", ">=") and r > t) or (rule.op in ("<", "<=") and r < t):
+        return rule.model_copy(update={"recover": t})
+    return rule
+
+
+def _selected(series: Series, labels: Mapping[str, str]) -> bool:
+    if not _probe_matches(series.probe, labels.get("probe", "")):
+        return False
+    if any(labels.get(k, "") != v for k, v in series.match.items()):
+        return False
+    return not any(re.fullmatch(p, labels.get(k, "")) for k, p in series.exclude.items())
+
+
+def _instance(rule: Rule, clause: Clause, labels: Mapping[str, str]) -> dict[str, str]:
+    if rule.instance is not None:
+        return {k: labels[k] for k in rule.instance if labels.get(k)}
+    return {k: v for k, v in labels.items() if k != "probe" and k not in clause.match}
+
+
+def _apply_fn(fn: str, window: float, track: _Track, p: _Point, now: float) -> float | None:
+    """The series' value under ``fn``, remembering the point (once per point time)."""
+    new = track.last is None or p.at > track.last[0]
+    since = now - window
+    if fn == "value":
+        track.last = (p.at, p.value)
+        return p.value
+    if fn == "rate":
+        if new:
+            track.points.append((p.at, p.value))
+        while track.points and track.points[0][0] < since:
+            track.points.popleft()
+        track.last = (p.at, p.value)
+        pts = list(track.points)
+        if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+            return None
+        increase = sum(b - a if b >= a else b for (_, a), (_, b) in itertools.pairwise(pts))
+        return increase / (pts[-1][0] - pts[0][0])
+    if fn == "resets":
+        if new and track.last is not None and p.value < track.last[1]:
+            track.resets.append(p.at)
+        while track.resets and track.resets[0] < since:
+            track.resets.popleft()
+        track.last = (p.at, p.value) if new else track.last
+        return float(len(track.resets))
+    # max_over_time: a monotonic queue keeps it O(1) memory for steady series
+    if new:
+        while track.points and track.points[-1][1] <= p.value:
+            track.points.pop()
+        track.points.append((p.at, p.value))
+        track.last = (p.at, p.value)
+    while len(track.points) > 1 and track.points[0][0] < since:
+        track.points.popleft()
+    return track.points[0][1]
+
+
+def _prune(tracks: dict[tuple[Any, ...], _Track], now: float) -> None:
+    """Forget series not seen for longer than their window (removed ports, disks)."""
+    for key in [k for k, t in tracks.items() if t.last and t.last[0] < now - k[3] - 3600]:
+        del tracks[key]
+
+
+# --- PromQL -------------------------------------------------------------------------
+
+_GROUP_BY = ("target", "probe", *[k for k in TARGET_LABELS if k != "target"])
+
+
+def prom_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+def _num(x: float) -> str:
+    return format(x, ".15g")
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _selector(metric: str, series: Series, scope: Mapping[str, tuple[str, list[str]]]) -> str:
+    matchers: list[str] = []
+    for label, (op, values) in scope.items():
+        if op == "=":
+            matchers.append(f"{label}={_quote(values[0])}")
+        else:  # =~ or !~ over literal values
+            matchers.append(f"{label}{op}{_quote('|'.join(re.escape(v) for v in values))}")
+    if series.probe == "tcp":
+        matchers.append('probe=~"tcp-.*"')
+    elif series.probe:
+        matchers.append(f"probe={_quote(series.probe)}")
+    matchers += [f"{k}={_quote(v)}" for k, v in series.match.items()]
+    matchers += [f"{k}!~{_quote(v)}" for k, v in series.exclude.items()]
+    sel = f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
+    if series.fn != "value":
+        sel = f"{series.fn}({sel}[{prom_duration(series.window)}])"
+    if series.probe == "tcp":
+        sel = f'label_replace({sel}, "port", "$1", "probe", "tcp-(.*)")'
+    return sel
+
+
+def _series_expr(series: Series, scope: Mapping[str, tuple[str, list[str]]]) -> str:
+    parts = [_selector(m, series, scope) for m in series.metrics]
+    return parts[0] if len(parts) == 1 else "(" + " + ".join(parts) + ")"
+
+
+def _clause_expr(
+    rule: Rule, clause: Clause, scope: Mapping[str, tuple[str, list[str]]], uplinks_only: bool = False
+) -> str:
+    if uplinks_only:
+        scope = {**scope, "if_name": ("=~", list(rule.uplinks))}
+    value = _series_expr(clause, scope)
+    if clause.divide_by is not None:
+        value = f"{value} / {_series_expr(clause.divide_by, scope)}"
+    if clause.aggregate is not None:
+        by = ", ".join(dict.fromkeys([*_GROUP_BY, *(rule.instance or ())]))
+        value = f"{clause.aggregate} by ({by}) ({value})"
+    assert clause.threshold is not None
+    expr = f"{value} {clause.op} {_num(clause.threshold)}"
+    if clause.recover is not None and clause.recover != clause.threshold:
+        expr = (
+            f"({expr}) or ({value} {clause.op} {_num(clause.recover)} "
+            f"and ignoring(alertname, alertstate, severity) ALERTS{{alertname={_quote(rule.name)}}})"
+        )
+    if not uplinks_only:
+        for cond in clause.and_:
+            expr = f"({expr}) and {_join(cond)} ({_cond_expr(cond)})"
+    return expr
+
+
+def _scope_text(scope: Mapping[str, tuple[str, list[str]]]) -> str:
+    return ",".join(f"{k}{op}{'|'.join(v)}" for k, (op, v) in scope.items()) or "default"
+
+
+def _join(cond: Condition) -> str:
+    return f"on({', '.join(['target', *cond.on])})"
+
+
+def _cond_expr(cond: Condition) -> str:
+    return f"{_series_expr(cond, {})} {cond.op} {_num(cond.threshold)}"
+
+
+def _promql_rule(rule: Rule, scope: Mapping[str, tuple[str, list[str]]]) -> dict[str, Any]:
+    """``rule`` under ``scope`` as one Prometheus alerting rule (clauses joined by ``or``,
+    each later one excluding the instances of the earlier ones)."""
+    exprs: list[str] = []
+    inst = ", ".join(["target", *(rule.instance or ())])
+    for clause in rule.clauses:
+        expr = _clause_expr(rule, clause, scope)
+        if rule.uplinks and clause.and_:
+            expr = f"({expr}) or ({_clause_expr(rule, clause, scope, uplinks_only=True)})"
+        for cond in clause.unless:
+            expr = f"({expr}) unless {_join(cond)} ({_cond_expr(cond)})"
+        full = expr
+        for prev in exprs:
+            full = f"({full}) unless on({inst}) ({prev})"
+        exprs.append(expr if not exprs else full)
+    item: dict[str, Any] = {
+        "alert": rule.name,
+        "expr": exprs[0] if len(exprs) == 1 else " or ".join(f"({e})" for e in exprs),
+    }
+    if rule.for_:
+        item["for"] = prom_duration(rule.for_)
+    item["labels"] = {"severity": rule.severity.value}
+    annotations = {"summary": _summary_template(rule)}
+    if rule.description and "explanation" not in rule.description:
+        annotations["description"] = go_template(rule.description)
+    item["annotations"] = annotations
+    return item
+
+
+def _summary_template(rule: Rule) -> str:
+    """The summary; with alternatives, picked by the labels only each alternative's
+    series carry (most specific ``match`` first, the one without matchers last)."""
+    if len(rule.clauses) == 1:
+        return go_template(rule.summary)
+    ordered = sorted(rule.clauses, key=lambda c: -len(c.match))
+    parts: list[str] = []
+    for i, clause in enumerate(ordered):
+        text = go_template(clause.summary or rule.summary)
+        if i == len(ordered) - 1 or not clause.match:
+            parts.append(f"{{{{ else }}}}{text}" if parts else text)
+            break
+        tests = [f"(eq $labels.{k} {_quote(v)})" for k, v in clause.match.items()]
+        test = tests[0][1:-1] if len(tests) == 1 else "and " + " ".join(tests)
+        parts.append(f"{{{{ {'else if' if parts else 'if'} {test} }}}}{text}")
+    return "".join(parts) + "{{ end }}"
+
+
+def go_template(text: str) -> str:
+    """A summary template in Prometheus' Go template language."""
+    out: list[str] = []
+    for literal, name, spec, _ in string.Formatter().parse(text):
+        out.append(literal.replace("{{", "{{ `{{` }}"))
+        if name is None:
+            continue
+        if name == "explanation":
+            continue
+        if name != "value":
+            out.append(f"{{{{ $labels.{name} }}}}")
+        elif spec and spec.endswith("%"):
+            out.append("{{ $value | humanizePercentage }}")
+        elif spec == "duration":
+            out.append("{{ $value | humanizeDuration }}")
+        elif spec:
+            out.append(f'{{{{ printf "%{spec}" $value }}}}')
+        else:
+            out.append("{{ $value }}")
+    return "".join(out).strip()
