@@ -5,7 +5,8 @@
     defaults:    interval, labels, icmp/snmp/tcp settings every group starts from
     credentials: name -> SNMP credentials (secrets inline, {env: VAR} or {file: PATH};
                  a relative PATH is relative to the config file's directory)
-    schedules:   name -> {days, hours, timezone} (when devices are expected online)
+    schedules:   name -> {days, hours, timezone, terms, holidays, ical} (when devices
+                 are expected online; see alerts.schedule)
     groups:      a list of {name, role, labels, modules, probes, tcp_ports, interval,
                  parent, credentials, expected_online, targets}
     alerts:      any mapping for now (the alerts part defines it)
@@ -26,7 +27,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import types
-import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from alerts.schedule import Schedule
 from probes.errors import ConfigError
 from probes.settings import Duration, StrictModel
 from probes.snmp.credentials import SnmpCredentials
@@ -84,8 +85,6 @@ _SECRET_KEYS = frozenset({"community", "password"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _check_name(value: str) -> str:
@@ -142,37 +141,6 @@ def _check_module(value: str) -> str:
     known = module_names()
     if value not in known:
         raise ValueError(f"unknown SNMP module '{value}'; available: {', '.join(known)}")
-    return value
-
-
-def _check_days(value: Any) -> str:
-    if not isinstance(value, str):
-        # ValueError, not TypeError: pydantic reports only ValueErrors as config mistakes
-        raise ValueError("days are text such as mon-fri or sat,sun")  # noqa: TRY004
-    for part in value.lower().replace(" ", "").split(","):
-        ends = part.split("-")
-        if len(ends) > 2 or not all(d in _DAYS for d in ends):
-            raise ValueError("days are mon..sun as a range or list, e.g. mon-fri or mon,wed,fri")
-    return value.lower().replace(" ", "")
-
-
-def _check_hours(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError('hours are text in quotes, e.g. "07:00-17:00"')  # noqa: TRY004
-    for part in value.replace(" ", "").split(","):
-        ends = part.split("-")
-        if len(ends) != 2 or not all(_HHMM.match(e) for e in ends) or ends[0] == ends[1]:
-            raise ValueError(
-                'hours are HH:MM-HH:MM ranges, e.g. "07:00-17:00" or "07:00-12:00,13:00-16:00"'
-            )
-    return value.replace(" ", "")
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError("unknown time zone; use an IANA name such as Europe/London") from None
     return value
 
 
@@ -280,15 +248,6 @@ class Defaults(StrictModel):
     icmp: IcmpSettings = Field(default_factory=IcmpSettings)
     snmp: SnmpOptions = Field(default_factory=SnmpOptions)
     tcp: TcpSettings = Field(default_factory=TcpSettings)
-
-
-class Schedule(StrictModel):
-    """When devices are expected online; kept as validated text for the alerts part."""
-
-    days: Annotated[str, BeforeValidator(_check_days)] = "mon-sun"
-    hours: Annotated[str, BeforeValidator(_check_hours)] = "00:00-24:00"
-    #: None: this machine's local time zone.
-    timezone: Annotated[str, AfterValidator(_check_timezone)] | None = None
 
 
 class TargetEntry(StrictModel):
