@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from alerts.db import open_db
-from alerts.engine import AlertEngine
+from alerts.engine import DEFAULT_STATE_FILE, AlertEngine
 from alerts.model import Alert
 from alerts.notify import Notifier
 from alerts.rules import RuleSet, TargetInfo
@@ -31,7 +31,6 @@ log = logging.getLogger("netmon.alerts")
 
 #: Seconds between engine ticks (pending -> firing, schedules, silences, delivery).
 TICK_SECONDS = 1.0
-DEFAULT_STATE_FILE = "netmon-alerts.db"
 
 
 def state_path(settings: AlertsSettings, base_dir: Path) -> Path:
@@ -73,7 +72,10 @@ class AlertService:
         self.engine.set_targets(targets)
 
     async def reconfigure(
-        self, settings: AlertsSettings, schedules: Mapping[str, Schedule], targets: Sequence[TargetInfo]
+        self,
+        settings: AlertsSettings,
+        schedules: Mapping[str, Schedule],
+        targets: Sequence[TargetInfo],
     ) -> None:
         """Apply a reloaded config. Rules keep their memory when unchanged; the notifier
         is restarted on the same state file (its outbox and log carry over)."""
@@ -93,7 +95,9 @@ class AlertService:
         )
         self.set_targets(targets)
 
-    def evaluate(self, target: str, results: Mapping[str, ProbeResult], now: float | None = None) -> None:
+    def evaluate(
+        self, target: str, results: Mapping[str, ProbeResult], now: float | None = None
+    ) -> None:
         """Re-evaluate one target's rules on its latest results (called per stored result)."""
         info = self._targets.get(target)
         if info is None:

@@ -659,6 +659,8 @@ def _add_service_commands(commands: Any) -> None:
     run.add_argument("--listen", type=_listen, default=_DefaultListen(), metavar="HOST:PORT",
                      help="address for /metrics, /probe, /-/ready ... (default: %(default)s; :PORT = all addresses)")  # fmt: skip
     run.add_argument("--shard", type=parse_shard, metavar="i/N", help="probe only shard i of N (0-based)")
+    run.add_argument("--state-file", metavar="FILE",
+                     help="alert state (SQLite) of this instance (default: alerts.state_file; with --shard, one file per shard)")  # fmt: skip
     run.add_argument("--web-config", metavar="FILE",
                      help="TLS and basic auth, exporter-toolkit web-config format (default: server.web_config from the config)")  # fmt: skip
 
@@ -803,7 +805,8 @@ def _run(opts: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     try:
         listen = None if isinstance(opts.listen, _DefaultListen) else opts.listen
-        return asyncio.run(run(Path(opts.config), listen, opts.shard, web_config))
+        state = Path(opts.state_file) if opts.state_file else None
+        return asyncio.run(run(Path(opts.config), listen, opts.shard, web_config, state_file=state))
     except KeyboardInterrupt:
         return 130
 

@@ -9,7 +9,8 @@
                  are expected online; see alerts.schedule)
     groups:      a list of {name, role, labels, modules, probes, tcp_ports, interval,
                  parent, credentials, expected_online, targets}
-    alerts:      any mapping for now (the alerts part defines it)
+    alerts:      rules, overrides, custom rules, state file, flapping, SMTP, receivers,
+                 route, Alertmanagers (alerts.settings.AlertsSettings)
     server:      listen (HOST:PORT), web_config (TLS/basic auth file),
                  allow_any_probe_target (for `netmon run`)
 
@@ -42,7 +43,9 @@ from pydantic import (
     model_validator,
 )
 
-from alerts.schedule import Schedule
+from alerts.schedule import Schedule, check_schedules
+from alerts.settings import AlertsSettings
+from alerts.settings import check_references as check_alert_references
 from probes.errors import ConfigError
 from probes.settings import Duration, StrictModel
 from probes.snmp.credentials import SnmpCredentials
@@ -320,8 +323,7 @@ class NetmonConfig(StrictModel):
     credentials: dict[Name, SnmpCredentials] = Field(default_factory=dict)
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
     groups: list[Group] = Field(default_factory=list)
-    #: Defined by the alerts part; accepted as any mapping for now.
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     server: ServerOptions = Field(default_factory=ServerOptions)
 
 
@@ -519,6 +521,7 @@ def load_config(path: Path) -> NetmonConfig:
 
     if isinstance(data, dict):
         _anchor_secret_files(data.get("credentials"), Path(path).parent)
+        _anchor_secret_files(data.get("alerts"), Path(path).parent)
     lines = _Lines(root)
     issues: list[tuple[Loc, int | None, str]] = [
         (loc, line, msg) for loc, line, msg in _duplicate_keys(root)
@@ -535,6 +538,8 @@ def load_config(path: Path) -> NetmonConfig:
                 loc = tuple(err["loc"])
                 issues.append((loc, lines(loc), _message(err)))
         issues += [(loc, lines(loc), msg) for loc, msg in _cross_check(data, lines)]
+        if cfg is not None:
+            issues += [(loc, lines(loc), msg) for loc, msg in _alert_checks(cfg, Path(path).parent)]
 
     if issues:
         secrets = sorted(set(_secret_values(root)), key=len, reverse=True)
@@ -546,6 +551,19 @@ def load_config(path: Path) -> NetmonConfig:
         raise ConfigFileError(problems)
     assert cfg is not None
     return cfg
+
+
+def _alert_checks(cfg: NetmonConfig, base: Path) -> list[tuple[Loc, str]]:
+    """Names the ``alerts:`` section refers to (groups, targets, schedules, receivers)
+    exist, and iCalendar files of schedules are readable."""
+    targets = {t.name for t in resolve_targets(cfg)}
+    found = check_alert_references(
+        cfg.alerts, groups={g.name for g in cfg.groups}, targets=targets,
+        schedules=set(cfg.schedules),
+    )  # fmt: skip
+    issues: list[tuple[Loc, str]] = [(("alerts", *loc), msg) for loc, msg in found]
+    issues += [(("schedules", *loc), msg) for loc, msg in check_schedules(dict(cfg.schedules), base_dir=base)]
+    return issues
 
 
 def _anchor_secret_files(node: Any, base: Path) -> None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from alerts.engine import DEFAULT_STATE_FILE
+from alerts.settings import AlertsSettings
 from monitor.config import (
     ConfigFileError,
     InventoryTarget,
@@ -29,7 +31,7 @@ from monitor.config import (
     resolve_targets,
 )
 from monitor.scheduler import ProbeJob, ProbeScheduler, plan_jobs
-from monitor.store import ResultStore
+from monitor.store import ResultStore, StoredResult
 from probes.context import ProbeContext
 from probes.errors import ConfigError
 from probes.registry import PROBES, run_probe
@@ -38,15 +40,29 @@ from probes.result import ProbeResult, Sample, Status
 if TYPE_CHECKING:
     from aiohttp import web as aioweb
 
+    from alerts.rules import TargetInfo
+    from alerts.service import AlertService
+
 log = logging.getLogger("netmon.daemon")
 
 
 class Monitor:
     """Config, probe context, store and scheduler of one netmon process (one shard)."""
 
-    def __init__(self, config_path: Path, *, shard: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        shard: tuple[int, int] | None = None,
+        state_file: Path | None = None,
+    ) -> None:
         self.config_path = Path(config_path)
         self.shard = shard
+        #: Overrides ``alerts.state_file`` (two instances of one config, for HA).
+        self.state_file = state_file
+        #: The alerting pipeline (rules -> engine -> notifier); the status page and
+        #: ``/api/alerts`` read it.
+        self.alerts: AlertService | None = None
         self.store = ResultStore()
         self.ctx = ProbeContext()
         self.scheduler = ProbeScheduler(self.store, self.ctx)
@@ -65,6 +81,7 @@ class Monitor:
         """Load the config (raises :class:`ConfigFileError`), plan the jobs, start probing."""
         cfg, targets, jobs = await self._load()
         self._install(cfg, targets, jobs)
+        await self._start_alerts(cfg, targets)
         self.scheduler.start()
         self._started_at = time.monotonic()
         log.info("monitoring %d targets with %d probe jobs", len(targets), len(jobs))
@@ -82,6 +99,10 @@ class Monitor:
             else:
                 old = {j.target.name for j in self.scheduler.jobs.values()}
                 self._install(cfg, targets, jobs)
+                if self.alerts is not None:
+                    await self.alerts.reconfigure(
+                        self._alert_settings(cfg), cfg.schedules, _target_infos(targets)
+                    )
                 for name in old - {j.target.name for j in jobs}:
                     self.store.remove_target(name)
                 log.info("reloaded: %d targets, %d probe jobs", len(targets), len(jobs))
@@ -103,6 +124,36 @@ class Monitor:
         self._targets = targets
         self._by_name = {t.name: t for t in targets}
 
+    def _alert_settings(self, cfg: NetmonConfig) -> AlertsSettings:
+        """``cfg.alerts`` with this instance's state file (``--state-file``, per shard)."""
+        settings = cfg.alerts
+        path = Path(self.state_file) if self.state_file else None
+        if path is None and self.shard is not None:
+            base = Path(settings.state_file or DEFAULT_STATE_FILE)
+            path = base.with_name(f"{base.stem}.shard{self.shard[0]}of{self.shard[1]}{base.suffix}")
+        if path is not None:
+            settings = settings.model_copy(update={"state_file": str(path)})
+        return settings
+
+    async def _start_alerts(self, cfg: NetmonConfig, targets: list[InventoryTarget]) -> None:
+        from alerts.service import AlertService
+
+        self.alerts = AlertService(
+            self._alert_settings(cfg), base_dir=self.config_path.resolve().parent,
+            schedules=cfg.schedules,
+        )  # fmt: skip
+        self.alerts.set_targets(_target_infos(targets))
+        self.store.subscribe(self._on_result)
+        await self.alerts.start()
+        log.info("alert state in %s", self.alerts.path)
+
+    def _on_result(self, stored: StoredResult) -> None:
+        """Evaluate the target's alert rules on its latest results (a store listener)."""
+        if self.alerts is None:
+            return
+        latest = self.store.latest_for(stored.target)
+        self.alerts.evaluate(stored.target, {name: s.result for name, s in latest.items()})
+
     def is_ready(self) -> bool:
         """Config loaded and every job ran once, or long enough for that has passed."""
         if not self._ready and self._started_at is not None:
@@ -117,8 +168,11 @@ class Monitor:
         return list(self._targets)
 
     def extra_samples(self) -> list[Sample]:
-        """The scheduler's own metrics, for ``/metrics``."""
-        return self.scheduler.self_samples()
+        """The scheduler's and the alerting's own metrics, for ``/metrics``."""
+        samples = self.scheduler.self_samples()
+        if self.alerts is not None:
+            samples += self.alerts.samples()
+        return samples
 
     async def probe_once(
         self, target: str, probe: str | None = None, module: str | None = None
@@ -185,7 +239,21 @@ class Monitor:
     async def stop(self) -> None:
         """Stop probing and release sockets."""
         await self.scheduler.shutdown()
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.ctx.aclose()
+
+
+def _target_infos(targets: list[InventoryTarget]) -> list[TargetInfo]:
+    """What the alert rules and engine need of each target: labels, parent, schedule."""
+    from alerts.rules import TargetInfo
+
+    return [
+        TargetInfo(
+            t.name, {"group": t.group, "role": t.role, **t.labels}, t.parent, t.expected_online
+        )
+        for t in targets
+    ]
 
 
 def _config_error(target: str, probe: str, why: str) -> ProbeResult:
@@ -207,6 +275,8 @@ async def run(
     listen: str | None = None,
     shard: tuple[int, int] | None = None,
     web_config: Path | None = None,
+    *,
+    state_file: Path | None = None,
 ) -> int:
     """``netmon run``: probe the inventory and serve the results until SIGTERM/SIGINT.
 
@@ -218,7 +288,7 @@ async def run(
     # Skipped and missed runs are counted in netmon_scheduler_skipped_runs_total; the
     # per-run INFO lines and per-skip warnings would flood a large school's log.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    monitor = Monitor(config_path, shard=shard)
+    monitor = Monitor(config_path, shard=shard, state_file=state_file)
     try:
         await monitor.start()
     except ConfigFileError as exc:

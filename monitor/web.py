@@ -11,6 +11,7 @@ Routes (aiohttp)::
     POST /-/reload           200 "reloaded", or 400 with the config's problems
     GET  /api/targets        JSON: inventory targets with their latest results
     GET  /api/targets/{name} JSON: one of them (404 if unknown)
+    GET  /api/alerts         JSON: pending, firing and recently resolved alerts
     GET  /                   the status page; /device/{name}: one device (monitor.status)
 
 TLS and basic auth come from a web-config file in the format of Prometheus's
@@ -359,6 +360,7 @@ def create_app(
     app.router.add_post("/-/reload", _reload)
     app.router.add_get("/api/targets", _targets)
     app.router.add_get("/api/targets/{name}", _target)
+    app.router.add_get("/api/alerts", _alerts)
     status.add_routes(app, backend)  # the status page: / and /device/{name}
     return app
 
@@ -490,6 +492,14 @@ async def _target(request: web.Request) -> web.Response:
             latest = _latest_by_target(backend.store)
             return web.json_response(_target_json(target, latest.get(name, {})))
     return web.json_response({"error": f"no target named '{name}'"}, status=404)
+
+
+async def _alerts(request: web.Request) -> web.Response:
+    """Pending, firing and recently resolved alerts, suppressed ones with their reason."""
+    service = getattr(request.app[BACKEND], "alerts", None)
+    if service is None:
+        return web.json_response({"error": "alerting is not running"}, status=503)
+    return web.json_response([a.to_json() for a in service.alerts()])
 
 
 def _latest_by_target(store: ResultStore) -> dict[str, dict[str, dict[str, Any]]]:
