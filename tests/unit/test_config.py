@@ -252,6 +252,7 @@ def test_range_names_keep_the_parts_that_vary(tmp_path: Path) -> None:
 def test_example_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETMON_SNMP_COMMUNITY", "example-community")
     monkeypatch.setenv("NETMON_SNMP_PRIV_PASSWORD", "example-priv-pass")
+    monkeypatch.setenv("NETMON_SMTP_PASSWORD", "example-smtp-pass")
     shutil.copy(EXAMPLE, tmp_path / "netmon.yml")
     (tmp_path / "snmp-auth-password").write_text("example-auth-pass\n")
     targets = resolve_targets(load_config(tmp_path / "netmon.yml"))
@@ -261,6 +262,9 @@ def test_example_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for t in targets:
         assert t.address.startswith("192.0.2.")  # RFC 5737 documentation addresses only
         assert "snmp" not in t.probes or t.credentials is not None
+    cfg = load_config(tmp_path / "netmon.yml")
+    assert [r.name for r in cfg.alerts.receivers] == ["it-team", "office"]
+    assert cfg.schedules["school-hours"].holidays
 
 
 def test_example_without_its_env_secrets_says_which_variable(
@@ -268,6 +272,7 @@ def test_example_without_its_env_secrets_says_which_variable(
 ) -> None:
     monkeypatch.delenv("NETMON_SNMP_COMMUNITY", raising=False)
     monkeypatch.setenv("NETMON_SNMP_PRIV_PASSWORD", "example-priv-pass")
+    monkeypatch.setenv("NETMON_SMTP_PASSWORD", "example-smtp-pass")
     shutil.copy(EXAMPLE, tmp_path / "netmon.yml")
     (tmp_path / "snmp-auth-password").write_text("example-auth-pass\n")
     [problem] = problems_of(tmp_path / "netmon.yml")
