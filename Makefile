@@ -1,5 +1,5 @@
 # The two commands of the README's quick start.
-.PHONY: demo test setup bench-icmp bench-snmp lint
+.PHONY: demo test setup bench-icmp bench-snmp bench-discover lint
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,9 @@ bench-icmp: setup
 
 bench-snmp: setup
 	.venv/bin/python benchmarks/snmp_walk.py $(BENCH_ARGS)
+
+bench-discover: setup
+	.venv/bin/python benchmarks/discover_sweep.py $(BENCH_ARGS)
 
 lint: setup
 	.venv/bin/pip install -q -e '.[dev]' && .venv/bin/ruff check . && .venv/bin/mypy monitor probes alerts
