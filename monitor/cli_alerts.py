@@ -42,6 +42,8 @@ def add_commands(commands: Any) -> None:
 
     def config_option(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-c", "--config", metavar="FILE", required=True, help="the netmon config (YAML)")
+        parser.add_argument("--state-file", metavar="FILE",
+                            help="the alert state file, when `netmon run` was given one (default: alerts.state_file)")  # fmt: skip
 
     alerts = commands.add_parser(
         "alerts", help="list alerts, send test notifications, export Prometheus rules",
@@ -89,12 +91,14 @@ def add_commands(commands: Any) -> None:
 # --- config lookup -----------------------------------------------------------------------
 
 
-def alert_settings(config: str) -> tuple[Any, Path]:
-    """The config's ``alerts:`` section and the directory relative paths start from.
-    The section is a mapping until ``NetmonConfig.alerts`` becomes ``AlertsSettings``;
-    the helpers below accept both."""
+def alert_settings(config: str, state: str | None = None) -> tuple[Any, Path]:
+    """The config's ``alerts:`` section (with ``--state-file`` applied) and the
+    directory relative paths start from."""
     cfg = _load_config(config)
-    return cfg.alerts, Path(config).resolve().parent
+    section = cfg.alerts
+    if state:
+        section = section.model_copy(update={"state_file": str(Path(state).resolve())})
+    return section, Path(config).resolve().parent
 
 
 def state_file(section: Any, base_dir: Path) -> Path:
@@ -117,7 +121,7 @@ def _with_config(fn: Any) -> Any:
 
     def run(opts: argparse.Namespace) -> int:
         try:
-            code: int = fn(opts, *alert_settings(opts.config))
+            code: int = fn(opts, *alert_settings(opts.config, getattr(opts, "state_file", None)))
         except ConfigProblem as exc:
             return _problems(exc.problems, f"config error in {opts.config}")
         return code

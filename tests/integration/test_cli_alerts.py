@@ -188,3 +188,18 @@ def test_export_rules_writes_a_rule_file(config: Path, tmp_path: Path) -> None:
     rules = yaml.safe_load(out.read_text())
     names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert "device_down" in names
+
+
+def test_state_file_option_reads_another_instances_file(config: Path, tmp_path: Path) -> None:
+    """`netmon run --state-file` (two instances of one config) has a matching option here."""
+    other = tmp_path / "second" / "alerts.db"
+    conn = open_db(other)
+    eng = AlertEngine(conn, EngineSettings(), schedules={}, base_dir=config.parent)
+    eng.set_targets([Target("mfp", {"group": "printers", "role": "printer"})])
+    eng.observe("mfp", [obs("mfp", "device_down")], now=time.time() - 60)
+    conn.close()
+    default = json.loads(netmon("alerts", "list", "-c", str(config), "--json").stdout)
+    assert default == []
+    proc = netmon("alerts", "list", "-c", str(config), "--state-file", str(other), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [(a["target"], a["state"]) for a in json.loads(proc.stdout)] == [("mfp", "firing")]
