@@ -5,8 +5,9 @@ device on its own loopback address 127.0.1.N; a lab room of machines on 127.0.4.
 when run as root, two lab machines that are down or on a lossy link inside network
 namespaces. Then it runs ``netmon run`` on a generated inventory (written to
 ``.demo/netmon.yml``), waits until every device has been probed, prints what netmon
-sees and where to look (``/metrics``, the JSON API, ``/probe``), and keeps running until
-Ctrl-C. ``--tour`` first shows the one-off ``netmon probe`` commands on the same devices;
+sees and where to look (the status page, ``/metrics``, the JSON API, ``/probe``), and
+keeps running until Ctrl-C. Alert emails go to a mail catcher on loopback, which saves
+them in ``.demo/mail/`` and prints each subject as it arrives. ``--tour`` first shows the one-off ``netmon probe`` commands on the same devices;
 ``--once`` exits after the first summary.
 """
 
@@ -57,6 +58,36 @@ def run(title: str, args: list[str], community: str | None = None) -> int:
         shown = f"SNMP_COMMUNITY={shlex.quote(community)} {shown} --community-env SNMP_COMMUNITY"
     print(f"\n\033[1m── {title}\033[0m\n$ {shown}", flush=True)
     return subprocess.run(netmon_exe() + args, check=False, env=env).returncode
+
+
+class MailCatcher:
+    """An SMTP server on loopback (aiosmtpd) standing in for the school's mail server:
+    saves each message as ``.demo/mail/NNN.eml`` and prints its subject."""
+
+    def __init__(self, directory: Path) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*.eml"):
+            old.unlink()
+        self.count = 0
+        self.port = simlab.free_tcp_port("127.0.0.1")
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        from email import message_from_bytes, policy
+
+        self.count += 1
+        path = self.directory / f"{self.count:03d}.eml"
+        path.write_bytes(envelope.content)
+        subject = message_from_bytes(envelope.content, policy=policy.default)["subject"]
+        print(f"\n📧 email to {', '.join(envelope.rcpt_tos)}: {subject}  ({path.name})", flush=True)
+        return "250 OK"
+
+    def stop(self) -> None:
+        self.controller.stop()
 
 
 def probe_args(device: SimDevice, port: int) -> list[str]:
@@ -153,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print("(the down and lossy lab machines need root for network namespaces; left out)")
     lab_extra = lab.addresses if lab else []
     daemon: subprocess.Popen[bytes] | None = None
+    mail = MailCatcher(DEMO_DIR / "mail")
     try:
         with agent:
             print(f"Simulated devices answer SNMP on 127.0.1.1-{len(DEVICES)} port {port}.")
@@ -160,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 tour(port, lab_extra)
             DEMO_DIR.mkdir(exist_ok=True)
             config = DEMO_DIR / "netmon.yml"
-            config.write_text(demo_config(port, lab_extra))
+            (DEMO_DIR / "netmon-alerts.db").unlink(missing_ok=True)  # a fresh start each time
+            config.write_text(demo_config(port, lab_extra, smtp_port=mail.port))
             host, _, listen_port = opts.listen.rpartition(":")
             listen = f"{host}:{listen_port if port_free(host, int(listen_port)) else simlab.free_tcp_port(host)}"
             url = f"http://{listen}"
@@ -174,10 +207,13 @@ def main(argv: list[str] | None = None) -> int:
             console.print(summary(targets))
             console.print(
                 f"\nnetmon is monitoring {len(targets)} targets. Look at:\n"
+                f"  {url}/                             the status page\n"
                 f"  {url}/metrics                      Prometheus metrics of every device\n"
                 f"  {url}/api/targets                  the same as JSON, with explanations\n"
                 f"  {url}/probe?target=library-mfp     one device, probed now\n"
-                f"  the inventory it runs on:  {config}",
+                f"  {url}/api/alerts                   pending and firing alerts\n"
+                f"  the inventory it runs on:  {config}\n"
+                f"  alert emails (mail catcher on 127.0.0.1:{mail.port}):  {mail.directory}/",
                 highlight=False, soft_wrap=True,
             )
             if opts.once:
@@ -196,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 daemon.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 daemon.kill()
+        mail.stop()
         if lab:
             lab.destroy()
 

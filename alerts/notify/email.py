@@ -46,9 +46,15 @@ def _when(ts: float | None) -> str:
 
 
 def short_summary(alert: Alert) -> str:
-    """"sw-closet-b2 is down: no reply to 3 pings" -> "sw-closet-b2 is down"."""
+    """"sw-closet-b2 is down: no reply to 3 pings" -> "sw-closet-b2 is down"; a summary
+    that starts with just the device name keeps what follows ("mfp: black toner low")."""
     summary = alert.annotations.get("summary", "").strip()
-    return summary.split(":", 1)[0].strip() if summary else f"{alert.target} {alert.rule}"
+    if not summary:
+        return f"{alert.target} {alert.rule}"
+    head, sep, rest = summary.partition(":")
+    if sep and head.strip() == alert.target:
+        return f"{head.strip()}: {rest.strip()}"
+    return head.strip()
 
 
 def location_words(group_labels: Mapping[str, str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from monitor import simlab
 from monitor.demo_school import DEVICES
@@ -34,6 +35,7 @@ def test_demo_monitors_the_simulated_school() -> None:
         assert {"icmp", "snmp"} <= {p for row in rows for p in ("icmp", "snmp") if f" {p} " in row}
         assert all(" ok " in row for row in rows), rows
     assert "lab-204-10" in summary and "/metrics" in summary
+    assert "the status page" in summary and "alert emails (mail catcher" in summary
     if os.geteuid() == 0:  # the namespace lab: one machine down, one lossy
         assert any("lab-205-pc1" in line and "timeout" in line for line in summary.splitlines())
     after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
@@ -41,3 +43,18 @@ def test_demo_monitors_the_simulated_school() -> None:
     assert not {line for line in after.splitlines() if "netmon-demo" in line} - set(
         namespaces_before.splitlines()
     ), "the demo left its network namespaces behind"
+
+
+def test_demo_inventory_mails_alerts_to_the_catcher(tmp_path: Path) -> None:
+    """The demo's generated config is valid and sends alert emails to the mail catcher."""
+    from monitor.config import load_config
+    from monitor.demo_school import demo_config
+
+    path = tmp_path / "netmon.yml"
+    path.write_text(demo_config(16100, ["10.1.2.3"], smtp_port=2525))
+    cfg = load_config(path)
+    assert cfg.alerts.smtp is not None and (cfg.alerts.smtp.host, cfg.alerts.smtp.port) == ("127.0.0.1", 2525)
+    assert [r.name for r in cfg.alerts.receivers] == ["it-team"]
+    assert cfg.alerts.route.receiver == "it-team"
+    path.write_text(demo_config(16100))
+    assert load_config(path).alerts.receivers == []  # without a catcher: no email

@@ -78,3 +78,13 @@ def test_webhook_body_like_alertmanager() -> None:
     assert [x["status"] for x in body["alerts"]] == ["firing", "resolved"]
     assert body["alerts"][0]["fingerprint"] == a.fingerprint
     assert body["alerts"][1]["endsAt"].startswith("1970-01-01T00:01:40")
+
+
+def test_subject_keeps_what_follows_a_bare_device_name() -> None:
+    """Printer summaries start with the device name ("mfp: black toner low"): the
+    subject must say what is wrong, not just name the printer."""
+    toner = replace(make_alert("staffroom-printer"),
+                    annotations={"summary": "staffroom-printer: Black Toner Cartridge is empty"})  # fmt: skip
+    r = EmailRenderer().render(Notification("it", "k", "firing", [toner, make_alert("sw-a")], 0.0), WHERE)
+    assert r.subject == ("[FIRING] 2 problems in Main building, North: "
+                         "staffroom-printer: Black Toner Cartridge is empty, sw-a is down")
