@@ -334,17 +334,22 @@ class PrometheusServer:
         self.stop()
 
 
-def start_prometheus(scrape_config_yaml: str, *, timeout: float = 30.0) -> PrometheusServer:
-    """Start Prometheus with ``scrape_configs`` given as YAML text (a list), a 1 s
-    evaluation interval and a throw-away TSDB; returns once its API answers."""
+def start_prometheus(
+    scrape_config_yaml: str, *, rule_files: Sequence[Path] = (), timeout: float = 30.0
+) -> PrometheusServer:
+    """Start Prometheus with ``scrape_configs`` given as YAML text (a list), optional
+    alerting ``rule_files``, a 1 s evaluation interval and a throw-away TSDB; returns once
+    its API answers."""
     if reason := prometheus_available():
         raise AgentError(reason)
+    import json
     import urllib.request
 
     workdir = Path(tempfile.mkdtemp(prefix="netmon-prometheus-"))
     config = workdir / "prometheus.yml"
     config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        + f"rule_files: {json.dumps([str(f) for f in rule_files])}\nscrape_configs:\n"
         + "\n".join("  " + line for line in scrape_config_yaml.strip().splitlines())
         + "\n"
     )
