@@ -3,8 +3,11 @@
 The dispatcher decides what to post (all firing, unsuppressed alerts every
 ``resend_every`` with an ``endsAt`` a few periods ahead so Alertmanager resolves them if
 netmon dies; resolved ones once with their real ``endsAt``); this module only posts.
-Alerts suppressed inside netmon are simply no longer re-sent: Alertmanager lets them
-expire at their ``endsAt``.
+Flapping alerts (held firing by the engine) are posted as firing. An alert that was
+posted and is then suppressed inside netmon (its parent went down, a silence) keeps
+being re-sent until it resolves, so Alertmanager never sees it expire while it is still
+firing; an alert suppressed from the start is never posted (silence it in Alertmanager
+when Alertmanager does the emailing).
 """
 
 from __future__ import annotations

@@ -249,15 +249,22 @@ class Dispatcher:
 
     # --- Alertmanager ---
     def _alertmanagers(self, alerts: Sequence[Alert], now: float, busy: set[int]) -> int:
-        firing = {a.fingerprint: a for a in alerts if is_notifiable(a)}
+        # Flapping alerts are held firing by the engine: Alertmanager gets them once, as
+        # firing, and does its own grouping (the one "flapping" email is for receivers).
+        fresh = {a.fingerprint: a for a in alerts if is_notifiable(a) or is_flapping(a)}
         by_fp = {a.fingerprint: a for a in alerts}
         added = 0
         for am in self.settings.alertmanagers:
             for url in am.urls:
                 last = self.outbox.alertmanager_state(url)
                 last_at, told = last if last is not None else (None, {})
+                # An alert Alertmanager already has stays there while it is still firing,
+                # even if netmon now suppresses it (parent down, silenced): not re-sending
+                # it would let it expire at its endsAt and email a false "resolved".
+                firing = {**{fp: by_fp[fp] for fp in told
+                             if fp in by_fp and _still_firing(by_fp[fp])}, **fresh}
                 gone = {fp: _as_resolved(by_fp.get(fp), snap, now) for fp, snap in told.items()
-                        if fp not in firing and not _still_firing(by_fp.get(fp))}
+                        if fp not in firing}
                 changed = set(firing) != set(told) or gone
                 if not changed and (not firing or (last_at is not None
                                                    and now < last_at + am.resend_every)):

@@ -239,3 +239,33 @@ def test_alertmanager_outage_merges_into_one_pending_row() -> None:
     items = rows[0].data["items"]
     assert set(items) == {a.fingerprint, b.fingerprint}
     assert items[a.fingerprint]["endsAt"].startswith("1970-01-01T00:00:20")
+
+
+def test_alertmanager_keeps_an_alert_it_has_when_netmon_suppresses_it_later() -> None:
+    """Silenced (or parent down) after Alertmanager got it: keep re-sending until it
+    really resolves, or Alertmanager would expire it and email a false "resolved"."""
+    s = NotifySettings.model_validate({"alertmanagers": [{"urls": ["http://127.0.0.1:1"],
+                                                           "resend_every": "1m"}]})
+    h = Harness(s)
+    a = make_alert("intranet")
+    assert [list(r.data["items"]) for r in h.step([a], 0)] == [[a.fingerprint]]
+    silenced = replace(a, suppressed=Suppression.SILENCED)
+    rows = h.step([silenced], 60)
+    assert len(rows) == 1 and "endsAt" in rows[0].data["items"][a.fingerprint]
+    assert rows[0].data["items"][a.fingerprint]["endsAt"] > "1970-01-01T00:01:00"  # ahead: still firing
+    assert len(h.step([silenced], 120)) == 1          # re-sent every resend_every
+    rows = h.step([replace(silenced, state=RESOLVED, ends_at=150.0)], 150)
+    assert rows[0].data["items"][a.fingerprint]["endsAt"].startswith("1970-01-01T00:02:30")
+    # Suppressed from the start: never posted.
+    late = make_alert("pc-9", suppressed=Suppression.PARENT_DOWN)
+    assert h.step([late], 200) == []
+
+
+def test_alertmanager_gets_a_flapping_alert_once_as_firing() -> None:
+    s = NotifySettings.model_validate({"alertmanagers": [{"urls": ["http://127.0.0.1:1"],
+                                                           "resend_every": "1m"}]})
+    h = Harness(s)
+    flap = make_alert("pc-3", suppressed=Suppression.FLAPPING)
+    rows = h.step([flap], 0)
+    assert [list(r.data["items"]) for r in rows] == [[flap.fingerprint]]
+    assert h.step([flap], 30) == []                   # no post per change
