@@ -187,7 +187,19 @@ def test_overview_shows_every_device_with_its_state(
     up = len(DEVICES) + LAB_SIZE + 1  # + hostile-printer
     assert f">{up} up<" in page and ">1 degraded<" in page and ">1 down<" in page
     assert ">1 suppressed<" in page and ">0 unknown<" in page
-    assert "Alerts not configured" in page
+    # Alerting runs inside netmon run: the page lists what /api/alerts has, with reasons.
+    code, body = fetch(f"{url}/api/alerts")
+    assert code == 200
+    code, page = fetch(f"{url}/")  # again, so the page is at least as new as the list
+    start = page.index('id="alerts"')
+    section = page[start:page.index("<h2>", start)]
+    active = [a for a in json.loads(body) if a["state"] in ("pending", "firing")]
+    assert "Alerts not configured" not in page
+    assert any(a["target"] == "sw-annex" and a["rule"] == "device_down" for a in active), active
+    for a in active:
+        assert html.escape(a["annotations"]["summary"], quote=False) in section, a
+        if a["suppressed_reason"]:
+            assert html.escape(a["suppressed_reason"], quote=False) in section
 
 
 def test_printer_and_switch_details_match_the_store(
