@@ -203,3 +203,43 @@ def test_state_file_option_reads_another_instances_file(config: Path, tmp_path: 
     proc = netmon("alerts", "list", "-c", str(config), "--state-file", str(other), "--json")
     assert proc.returncode == 0, proc.stderr
     assert [(a["target"], a["state"]) for a in json.loads(proc.stdout)] == [("mfp", "firing")]
+
+
+def test_alerts_test_reaches_every_receiver_and_names_the_one_that_fails(tmp_path: Path) -> None:
+    """`netmon alerts test`: a real SMTP server and webhook get a test message each; a
+    receiver whose server is down is reported as FAILED and the exit code is 1."""
+    from monitor.simlab import free_tcp_port
+    from tests.alert_lab import WebhookSink
+    from tests.alerting import SmtpRecorder
+
+    hook = WebhookSink()
+    try:
+        with SmtpRecorder() as smtp:
+            path = tmp_path / "netmon.yml"
+            section = {
+                "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none",
+                         "from": "netmon@school.example"},
+                "receivers": [{"name": "it-team", "email": {"to": ["it@school.example"]},
+                               "webhook": {"url": hook.url}}],
+                "route": {"receiver": "it-team"},
+            }
+            path.write_text(CONFIG.replace("alerts:\n", "alerts:\n" + _indent(yaml.safe_dump(section))))
+            proc = netmon("alerts", "test", "-c", str(path))
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "it-team email: sent" in proc.stdout and "it-team webhook: sent" in proc.stdout
+            [message] = smtp.messages
+            assert message["Subject"].startswith("[TEST]") and message["To"] == "it@school.example"
+            assert len(hook.bodies) == 1
+
+            dead = free_tcp_port("127.0.0.1")
+            path.write_text(path.read_text().replace(f"port: {smtp.port}", f"port: {dead}"))
+            proc = netmon("alerts", "test", "-c", str(path))
+            assert proc.returncode == 1
+            assert "it-team email: FAILED" in proc.stdout and "it-team webhook: sent" in proc.stdout
+            assert len(smtp.messages) == 1
+    finally:
+        hook.close()
+
+
+def _indent(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
