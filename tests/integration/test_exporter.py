@@ -246,3 +246,29 @@ def test_registration_does_not_collect() -> None:
     assert CountingStore.snapshots == 0
     assert registry.get_sample_value("netmon_build_info", {"version": collector.version}) == 1.0
     assert CountingStore.snapshots == 1
+
+
+def test_direct_rendering_equals_client_pythons_output(probed: Probed) -> None:
+    """render() writes the text format itself (fast); it must be byte for byte what
+    client_python's generate_latest writes for the same series, including escaping and
+    special float values."""
+    from prometheus_client import generate_latest
+
+    store = probed.store
+    tricky = ProbeResult(Status.OK, "ok", [
+        Sample.of("netmon_device_info", 1, sys_descr='back\\slash "quoted"\nnew line', sys_name="ü"),
+        Sample.of("netmon_interface_receive_bytes_total", float("inf"), if_index=1, if_name="x"),
+        Sample.of("netmon_host_cpu_load_ratio", float("nan")),
+        Sample.of("netmon_device_uptime_seconds", 123456789.0),
+        Sample.of("netmon_icmp_rtt_seconds", 1e-7, stat="avg"),
+    ], probe="snmp", target="odd", started_at=probed.now - 1, duration_seconds=0.5)  # fmt: skip
+    store.put(tricky, {"role": "other", "room": 'r"1'}, INTERVAL)
+    extra = [Sample.of("netmon_scheduler_jobs", 7, probe="icmp"),
+             Sample.of("netmon_probe_runs_total", 12, probe="icmp", status="ok")]  # fmt: skip
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NetmonCollector(store, lambda: probed.now, lambda: extra))
+    expected = generate_latest(registry)
+    got = render(store, now=probed.now, extra=extra)
+    assert got == expected
+    assert b'sys_descr="back\\\\slash \\"quoted\\"\\nnew line"' in got and b"+Inf" in got
+    store.remove_target("odd")
