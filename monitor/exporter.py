@@ -198,9 +198,9 @@ class NetmonCollector(Collector):
             yield family
 
 
-def floatToGoString(value: float) -> str:  # noqa: N802 (client_python's name)
+def _go(value: float) -> str:
     """A sample value as Go formats it (``+Inf``, ``NaN``, ``1e+06``)."""
-    text: str = _go_float(value)
+    text: str = _go_float(value)  # type: ignore[no-untyped-call]
     return text
 
 
@@ -227,9 +227,9 @@ def render(store: ResultStore, now: float | None = None, extra: Iterable[Sample]
         for labels, value in by_metric[name]:
             if labels:
                 inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                out.append(f"{name}{{{inner}}} {floatToGoString(value)}\n")
+                out.append(f"{name}{{{inner}}} {_go(value)}\n")
             else:
-                out.append(f"{name} {floatToGoString(value)}\n")
+                out.append(f"{name} {_go(value)}\n")
     return "".join(out).encode("utf-8")
 
 
