@@ -168,6 +168,8 @@ class AlertEngine:
         ensure_silence_schema(conn)
         self._targets: dict[str, TargetLike] = {}
         self._instances: dict[str, _Instance] = {}
+        #: Fingerprints of each target's instances (observe touches only these).
+        self._by_target: dict[str, set[str]] = {}
         self._written: dict[str, tuple[object, ...]] = {}
         for row in conn.execute("SELECT * FROM alerts"):
             inst = _Instance(
@@ -175,6 +177,7 @@ class AlertEngine:
                 row["for_seconds"], bool(row["condition"]), bool(row["flapping"]),
             )  # fmt: skip
             self._instances[inst.alert.fingerprint] = inst
+            self._by_target.setdefault(inst.alert.target, set()).add(inst.alert.fingerprint)
             self._written[inst.alert.fingerprint] = inst.row()
         self._flips: dict[str, list[float]] = {}
         for row in conn.execute("SELECT fingerprint, at FROM alert_flips ORDER BY at"):
@@ -201,21 +204,32 @@ class AlertEngine:
         self._targets = {t.name: t for t in targets}
 
     def observe(
-        self, target: str, observations: Sequence[Observation], now: float | None = None
+        self,
+        target: str,
+        observations: Sequence[Observation],
+        now: float | None = None,
+        *,
+        settle: bool = True,
     ) -> list[Alert]:
         """Apply one target's complete observations; return the alerts whose state or
-        suppression changed. Call it for every new result, even with no observations."""
+        suppression changed. Call it for every new result, even with no observations.
+
+        ``settle=False`` only records the conditions (cost: this target's instances) and
+        leaves promotions, suppressions and persistence to the next :meth:`tick`, which
+        the daemon runs every second; it returns ``[]``. A district's thousands of results
+        a minute then do not each walk every alert instance."""
         at = self.clock() if now is None else now
-        before = self._snapshot()
+        before = self._snapshot() if settle else {}
         seen: set[str] = set()
         for obs in observations:
             seen.add(self._apply(obs, at))
-        for fp, inst in self._instances.items():
-            if inst.alert.target == target and fp not in seen and inst.condition:
+        for fp in list(self._by_target.get(target, ())):
+            inst = self._instances[fp]
+            if fp not in seen and inst.condition:
                 self._flip(inst, False, at)
         self._observed[target] = at
         self._dirty_targets.add(target)
-        return self._settle(at, before)
+        return self._settle(at, before) if settle else []
 
     def tick(self, now: float | None = None) -> list[Alert]:
         """Time passes: ``for`` elapsed, schedules, silences, flapping, resolved expiry."""
@@ -285,6 +299,7 @@ class AlertEngine:
             alert = Alert(fp, obs.rule, obs.target, labels, {}, AlertState.INACTIVE)
             inst = _Instance(alert, obs.reachability, obs.for_seconds, condition=False)
             self._instances[fp] = inst
+            self._by_target.setdefault(obs.target, set()).add(fp)
         inst.alert.annotations = {"summary": obs.summary, "description": obs.description}
         inst.alert.value = obs.value
         inst.reachability = obs.reachability
@@ -469,7 +484,8 @@ class AlertEngine:
                 and now - (inst.alert.ends_at or now) >= RESOLVED_RETENTION)
         ]  # fmt: skip
         for fp in gone:
-            del self._instances[fp]
+            removed = self._instances.pop(fp)
+            self._by_target.get(removed.alert.target, set()).discard(fp)
         rows = {fp: self._instances[fp].row() for fp in self._touched if fp in self._instances}
         self._touched = set()
         changed = [row for fp, row in rows.items() if self._written.get(fp) != row]

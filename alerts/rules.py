@@ -383,7 +383,8 @@ class RuleSet:
         self.overrides = list(overrides)
         self._effective: dict[tuple[str, str, str], list[Rule]] = {}
         self._tracks: dict[str, dict[tuple[Any, ...], _Track]] = {}
-        self._active: dict[tuple[str, str, LabelKey], bool] = {}
+        #: Active instances per (target, rule), for recover thresholds.
+        self._active: dict[tuple[str, str], set[LabelKey]] = {}
         self._last: dict[tuple[str, str], list[Observation]] = {}
 
     @classmethod
@@ -433,9 +434,16 @@ class RuleSet:
         rules = self.effective(
             target.labels.get("role", ""), target.labels.get("group", ""), target.name
         )
+        snmp = [r for key, r in results.items() if _probe_matches("snmp", key)]
+        snmp_failed = bool(snmp) and not any(r.status.success for r in snmp)
         for rule in rules:
-            if self._held(rule, results):
+            if snmp_failed and self._held(rule):
                 out += self._last.get((target.name, rule.name), [])
+                continue
+            if not any(c.metrics[0] in points for c in rule.clauses):
+                # Nothing to compare (an ICMP-only machine and a printer rule): inactive.
+                self._active.pop((target.name, rule.name), None)
+                self._last.pop((target.name, rule.name), None)
                 continue
             observations = self._rule(rule, target, points, tracks, now)
             self._last[(target.name, rule.name)] = observations
@@ -443,11 +451,10 @@ class RuleSet:
         _prune(tracks, now)
         return out
 
-    def _held(self, rule: Rule, results: Mapping[str, ProbeResult]) -> bool:
-        if rule.reachability or _metric_kind(rule.metrics[0]) != "snmp":
-            return False
-        snmp = [r for key, r in results.items() if _probe_matches("snmp", key)]
-        return bool(snmp) and not any(r.status.success for r in snmp)
+    @staticmethod
+    def _held(rule: Rule) -> bool:
+        """Whether the rule keeps its last verdict while the SNMP probe fails."""
+        return not rule.reachability and _metric_kind(rule.metrics[0]) == "snmp"
 
     def _points(
         self, target: TargetInfo, results: Mapping[str, ProbeResult], now: float
@@ -551,17 +558,17 @@ class RuleSet:
                     continue
                 ok, thr = OPS[clause.op], clause.threshold
                 assert thr is not None
-                was = self._active.get((target.name, rule.name, ikey), False)
+                was = ikey in self._active.get((target.name, rule.name), ())
                 if ok(val.value, thr) or (
                     was and clause.recover is not None and ok(val.value, clause.recover)
                 ):
                     found[ikey] = (clause, val)
-        for key in [k for k in self._active if k[:2] == (target.name, rule.name)]:
-            if key[2] not in found:
-                del self._active[key]
+        if found:
+            self._active[(target.name, rule.name)] = set(found)
+        else:
+            self._active.pop((target.name, rule.name), None)
         out = []
         for ikey, (clause, val) in found.items():
-            self._active[(target.name, rule.name, ikey)] = True
             out.append(self._observation(rule, clause, target, dict(ikey), val))
         return out
 

@@ -104,8 +104,8 @@ class AlertService:
             return
         at = self.clock() if now is None else now
         observations = self.rules.evaluate(info, results, at)
-        if self.engine.observe(target, observations, at):
-            self.notifier.update(self.engine.alerts(), at)
+        # Conditions only: the 1 s tick promotes, suppresses, persists and notifies.
+        self.engine.observe(target, observations, at, settle=False)
 
     def tick(self, now: float | None = None) -> None:
         at = self.clock() if now is None else now

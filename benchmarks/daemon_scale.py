@@ -270,9 +270,10 @@ def summarize_profile(raw: Path, top: int = 15) -> dict[str, Any]:
     packages: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    libraries = ("pyasn1", "pysnmp", "apscheduler", "aiohttp", "prometheus_client", "pydantic")
+    libraries = ("pyasn1", "pysnmp", "apscheduler", "aiohttp", "prometheus_client", "pydantic",
+                 "alerts/", "sqlite3")
     # A leaf frame's owner: a library, netmon's own code, or the standard library.
-    owners = (*libraries, "monitor/", "probes/")
+    owners = (*libraries, "alerts/", "monitor/", "probes/")
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
