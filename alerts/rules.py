@@ -364,6 +364,23 @@ def _probe_matches(kind: str | None, key: str) -> bool:
     return kind is None or key == kind or key.startswith(f"{kind}-")
 
 
+def _dependencies(rule: Rule) -> frozenset[str] | None:
+    """The probe kinds whose results a rule reads (None: any probe's runner metrics)."""
+    series: list[Series] = []
+    for clause in rule.clauses:
+        series += [clause, *clause.and_, *clause.unless]
+        if clause.divide_by is not None:
+            series.append(clause.divide_by)
+    kinds: set[str] = set()
+    for item in series:
+        for metric in item.metrics:
+            kind = item.probe or _metric_kind(metric)
+            if kind is None:
+                return None
+            kinds.add(kind)
+    return frozenset(kinds)
+
+
 def _metric_kind(metric: str) -> str | None:
     """The probe a device metric comes from (None: the runner's, present even on failure)."""
     if metric.startswith("netmon_probe_"):
@@ -386,6 +403,10 @@ class RuleSet:
         #: Active instances per (target, rule), for recover thresholds.
         self._active: dict[tuple[str, str], set[LabelKey]] = {}
         self._last: dict[tuple[str, str], list[Observation]] = {}
+        #: Probe kinds each rule reads, by rule name.
+        self._deps: dict[str, frozenset[str] | None] = {}
+        #: The input runs each (target, rule)'s last verdict was computed from.
+        self._inputs: dict[tuple[str, str], tuple[tuple[str, float, float], ...]] = {}
 
     @classmethod
     def from_settings(cls, settings: RulesSettings) -> RuleSet:
@@ -445,8 +466,23 @@ class RuleSet:
                 self._active.pop((target.name, rule.name), None)
                 self._last.pop((target.name, rule.name), None)
                 continue
+            if rule.name not in self._deps:  # overrides never change a rule's metrics
+                self._deps[rule.name] = _dependencies(rule)
+            kinds = self._deps[rule.name]
+            inputs = None if kinds is None else tuple(
+                (key, r.started_at, r.duration_seconds) for key, r in sorted(results.items())
+                if any(_probe_matches(k, key) for k in kinds)
+            )  # fmt: skip
+            if inputs is not None and any(at == 0 for _, at, _ in inputs):
+                inputs = None  # results without run times (hand-made): always evaluate
+            if inputs is not None and self._inputs.get((target.name, rule.name)) == inputs:
+                # Only another probe's result is new (a switch's ping, not its SNMP walk).
+                out += self._last.get((target.name, rule.name), [])
+                continue
             observations = self._rule(rule, target, points, tracks, now)
             self._last[(target.name, rule.name)] = observations
+            if inputs is not None:
+                self._inputs[(target.name, rule.name)] = inputs
             out += observations
         _prune(tracks, now)
         return out

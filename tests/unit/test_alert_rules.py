@@ -4,6 +4,7 @@ rules and validation."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -470,3 +471,21 @@ def test_rule_model_is_shared_by_custom_rules() -> None:
     got = active(rules({"custom_rules": [dict(DEFAULT_RULES[0], name="my_down")]}), SWITCH,
                  {"icmp": icmp(3, 0)})  # fmt: skip
     assert {"device_down", "my_down"} <= set(got)
+
+
+def test_a_new_ping_does_not_recompute_snmp_rules_but_a_new_walk_does() -> None:
+    """A switch's ping result arrives without a new SNMP walk: SNMP rules keep their
+    verdict (and their rate memory is not fed the same walk twice); a new walk counts."""
+    rs = rules()
+
+    def run(r: ProbeResult, at: float) -> ProbeResult:
+        return dataclasses.replace(r, started_at=at, duration_seconds=0.5)
+
+    low = run(snmp(*supply("1.1", "Black Toner", 0.05, "low")), 100.0)
+    got = active(rs, PRINTER, {"icmp": run(icmp(3, 3), 100.0), "snmp": low}, 101)
+    assert "printer_supply_low" in got
+    got = active(rs, PRINTER, {"icmp": run(icmp(3, 0), 160.0), "snmp": low}, 161)
+    assert "printer_supply_low" in got and "device_down" in got  # the ping is re-evaluated
+    refilled = run(snmp(*supply("1.1", "Black Toner", 0.9, "ok")), 220.0)
+    got = active(rs, PRINTER, {"icmp": run(icmp(3, 3), 220.0), "snmp": refilled}, 221)
+    assert "printer_supply_low" not in got and "device_down" not in got
