@@ -208,28 +208,87 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
-def render(store: ResultStore, now: float | None = None, extra: Iterable[Sample] = ()) -> bytes:
+def _line(name: str, items: Iterable[tuple[str, str]], value: float) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in items)
+    return f"{name}{{{inner}}} {_go(value)}\n" if inner else f"{name} {_go(value)}\n"
+
+
+def _result_lines(stored: StoredResult) -> dict[str, list[str]]:
+    """One stored result's exposition lines, by metric name."""
+    identity = identity_labels(stored)
+    lines: dict[str, list[str]] = {}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for sample in stored.result.samples:
+        metric = sample.metric
+        if metric not in METRICS:
+            log.warning("not exporting %s: it is not in probes.metrics.METRICS", metric)
+            continue
+        items = tuple(sorted(series_labels(identity, sample.labels).items()))
+        if (metric, items) in seen:
+            log.warning("not exporting a duplicate series %s%s", metric, dict(items))
+            continue
+        seen.add((metric, items))
+        lines.setdefault(metric, []).append(_line(metric, items, sample.value))
+    last_run = "netmon_probe_last_run_timestamp_seconds"
+    lines[last_run] = [_line(last_run, sorted(identity.items()), stored.finished_at)]
+    return lines
+
+
+class RenderCache:
+    """Rendered lines of each stored result, reused by the next scrape while the result
+    is unchanged: a result lives one interval (e.g. 60 s) and Prometheus scrapes every
+    15 s, so most of a scrape is already written."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple[StoredResult, dict[str, list[str]]]] = {}
+
+
+def render(
+    store: ResultStore,
+    now: float | None = None,
+    extra: Iterable[Sample] = (),
+    cache: RenderCache | None = None,
+) -> bytes:
     """The Prometheus text exposition of ``store`` plus ``extra`` samples (``/metrics``).
 
     Written directly rather than through client_python's metric objects: a district's
     scrape holds a quarter of a million series, and building an object per sample cost
     seconds of CPU and hundreds of MB per scrape. The output is byte for byte what
     client_python's ``generate_latest`` writes for :class:`NetmonCollector` (a test
-    compares them): labels sorted by name, values in Go's float format.
+    compares them): labels sorted by name, values in Go's float format. With a
+    ``cache``, results unchanged since the last call are not rendered again.
     """
     at = time.time() if now is None else now
-    by_metric = _series(store, at, extra, version())
+    old = cache.entries if cache is not None else {}
+    entries: dict[tuple[str, str], tuple[StoredResult, dict[str, list[str]]]] = {}
+    by_metric: dict[str, list[str]] = {}
+    for stored in store.snapshot(at):
+        key = (stored.target, stored.probe)
+        hit = old.get(key)
+        lines = hit[1] if hit is not None and hit[0] is stored else _result_lines(stored)
+        entries[key] = (stored, lines)
+        for metric, metric_lines in lines.items():
+            by_metric.setdefault(metric, []).extend(metric_lines)
+    if cache is not None:
+        cache.entries = entries  # results that left the snapshot are dropped
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for sample in extra:
+        if sample.metric not in METRICS and sample.metric not in EXPORTER_METRICS:
+            log.warning("not exporting %s: it is not in probes.metrics.METRICS", sample.metric)
+            continue
+        items = tuple(sorted(sample.labels))
+        if (sample.metric, items) in seen:
+            log.warning("not exporting a duplicate series %s%s", sample.metric, dict(items))
+            continue
+        seen.add((sample.metric, items))
+        by_metric.setdefault(sample.metric, []).append(_line(sample.metric, items, sample.value))
+    by_metric["netmon_build_info"] = [_line("netmon_build_info", [("version", version())], 1.0)]
     out: list[str] = []
     for name in _catalogue_order(by_metric):
         definition = METRICS.get(name) or EXPORTER_METRICS[name]
         help_text = definition.help.replace("\\", r"\\").replace("\n", r"\n")
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} {definition.type}\n")
-        for labels, value in by_metric[name]:
-            if labels:
-                inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                out.append(f"{name}{{{inner}}} {_go(value)}\n")
-            else:
-                out.append(f"{name} {_go(value)}\n")
+        out.extend(by_metric[name])
     return "".join(out).encode("utf-8")
 
 

@@ -64,7 +64,7 @@ from aiohttp import web
 
 from monitor import status
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
-from monitor.exporter import render
+from monitor.exporter import RenderCache, render
 from monitor.store import ResultStore
 from probes.errors import ConfigError
 from probes.result import ProbeResult, Sample
@@ -336,6 +336,7 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
 BACKEND = web.AppKey("backend", WebBackend)
 ALLOW_ANY = web.AppKey("allow_any_probe_target", bool)
 RELOAD_LOCK = web.AppKey("reload_lock", asyncio.Lock)
+RENDER_CACHE = web.AppKey("render_cache", RenderCache)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -353,6 +354,7 @@ def create_app(
     app[BACKEND] = backend
     app[ALLOW_ANY] = allow_any_probe_target
     app[RELOAD_LOCK] = asyncio.Lock()
+    app[RENDER_CACHE] = RenderCache()
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/probe", _probe)
     app.router.add_get("/-/healthy", _healthy)
@@ -411,7 +413,7 @@ async def _metrics(request: web.Request) -> web.Response:
     # Rendering a large school takes seconds (5,500 targets: ~4 s); a worker thread keeps
     # the event loop, and so every scheduled probe, running meanwhile. The store hands out
     # an immutable snapshot, so reading it from another thread is safe.
-    body = await asyncio.to_thread(render, backend.store, extra=extra)
+    body = await asyncio.to_thread(render, backend.store, extra=extra, cache=request.app[RENDER_CACHE])
     return _exposition(body)
 
 

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from monitor import simlab
-from monitor.exporter import SAMPLE_LABELS, NetmonCollector, render
+from monitor.exporter import SAMPLE_LABELS, NetmonCollector, RenderCache, render
 from monitor.store import ResultStore
 from probes.context import ProbeContext
 from probes.icmp import IcmpSettings
@@ -271,4 +271,13 @@ def test_direct_rendering_equals_client_pythons_output(probed: Probed) -> None:
     got = render(store, now=probed.now, extra=extra)
     assert got == expected
     assert b'sys_descr="back\\\\slash \\"quoted\\"\\nnew line"' in got and b"+Inf" in got
+    # With a cache (as /metrics uses): the second render reuses lines, same bytes; a
+    # replaced result is rendered anew and a removed one disappears.
+    cache = RenderCache()
+    assert render(store, now=probed.now, extra=extra, cache=cache) == expected
+    assert render(store, now=probed.now, extra=extra, cache=cache) == expected
+    store.put(dataclasses.replace(tricky, samples=tricky.samples[:1]), {"role": "other"}, INTERVAL)
+    assert render(store, now=probed.now, extra=extra, cache=cache) == render(store, now=probed.now, extra=extra)
     store.remove_target("odd")
+    after = render(store, now=probed.now, extra=extra, cache=cache)
+    assert after == render(store, now=probed.now, extra=extra) and b'target="odd"' not in after
