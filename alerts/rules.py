@@ -29,7 +29,6 @@ import itertools
 import operator
 import re
 import string
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -345,8 +344,10 @@ class _Track:
     """Memory of one series for ``fn``: recent points (rate), a max-queue
     (max_over_time) or reset times (resets)."""
 
-    points: deque[tuple[float, float]] = field(default_factory=deque)
-    resets: deque[float] = field(default_factory=deque)
+    # Lists, not deques: a few entries each, and an empty deque costs ~600 bytes, which
+    # across a district's interface series (x3 rules) was hundreds of MB.
+    points: list[tuple[float, float]] = field(default_factory=list)
+    resets: list[float] = field(default_factory=list)
     last: tuple[float, float] | None = None
 
 
@@ -527,7 +528,12 @@ class RuleSet:
                 if not _selected(series, p.labels):
                     continue
                 key = frozenset(p.labels.items())
-                track = tracks.setdefault((metric, key, series.fn, series.window), _Track())
+                if series.fn == "value":  # no memory needed
+                    values[key] = _Value(p.value, p.labels, p.result)
+                    continue
+                # One compact string per series (a frozenset key cost ~1 KB each).
+                sid = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(p.labels.items()))
+                track = tracks.setdefault((metric, sid, series.fn, series.window), _Track())
                 v = _apply_fn(series.fn, series.window, track, p, now)
                 if v is not None:
                     values[key] = _Value(v, p.labels, p.result)
@@ -728,9 +734,9 @@ def _apply_fn(fn: str, window: float, track: _Track, p: _Point, now: float) -> f
         if new:
             track.points.append((p.at, p.value))
         while track.points and track.points[0][0] < since:
-            track.points.popleft()
+            del track.points[0]
         track.last = (p.at, p.value)
-        pts = list(track.points)
+        pts = track.points
         if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
             return None
         increase = sum(b - a if b >= a else b for (_, a), (_, b) in itertools.pairwise(pts))
@@ -739,7 +745,7 @@ def _apply_fn(fn: str, window: float, track: _Track, p: _Point, now: float) -> f
         if new and track.last is not None and p.value < track.last[1]:
             track.resets.append(p.at)
         while track.resets and track.resets[0] < since:
-            track.resets.popleft()
+            del track.resets[0]
         track.last = (p.at, p.value) if new else track.last
         return float(len(track.resets))
     # max_over_time: a monotonic queue keeps it O(1) memory for steady series
@@ -749,7 +755,7 @@ def _apply_fn(fn: str, window: float, track: _Track, p: _Point, now: float) -> f
         track.points.append((p.at, p.value))
         track.last = (p.at, p.value)
     while len(track.points) > 1 and track.points[0][0] < since:
-        track.points.popleft()
+        del track.points[0]
     return track.points[0][1]
 
 
