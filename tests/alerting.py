@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor.simlab import free_tcp_port
+from monitor.simlab import free_tcp_port, stop_process
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
@@ -154,13 +154,7 @@ class AlertmanagerServer:
             return data
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:

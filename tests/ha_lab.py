@@ -24,52 +24,16 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from monitor.simlab import free_tcp_port
+from monitor.simlab import free_tcp_port, stop_process
 from tests.alerting import ALERTMANAGER, SmtpRecorder, alertmanager_available
+from tests.waiting import LabError, http_json, http_status, wait_until
 
 NETMON = Path(sys.executable).parent / "netmon"
-
-
-class LabError(RuntimeError):
-    """A lab server did not start or a wait ran out; the message carries its log tail."""
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               step: float = 0.25) -> None:
-    """Poll ``predicate`` until it is true; raise :class:`LabError` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step)
-    raise LabError(f"gave up waiting for {what} after {timeout:.0f}s")
-
-
-def http_json(url: str, body: Any = None, timeout: float = 5) -> Any:
-    """GET (or POST ``body`` as JSON) and decode the JSON answer."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0
 
 
 def _log_tail(path: Path, chars: int = 3000) -> str:
@@ -174,13 +138,8 @@ class AlertmanagerPeer:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process)
 
     def cluster_size(self) -> int:
         """Peers this instance sees as members of its cluster (itself included)."""
@@ -312,12 +271,7 @@ class NetmonProcess:
     def stop(self) -> None:
         if self.alive:
             assert self.process is not None
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+            stop_process(self.process, timeout=15)
 
     def log_tail(self, chars: int = 3000) -> str:
         return _log_tail(self.log_path, chars)

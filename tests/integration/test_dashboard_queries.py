@@ -23,6 +23,7 @@ from dashboards.build import load, panels, queries
 from monitor import simlab
 from monitor.demo_school import DEVICES, demo_config
 from tests.conftest import need
+from tests.waiting import http_status, wait_until
 
 NETMON = Path(sys.executable).parent / "netmon"
 
@@ -57,23 +58,6 @@ def substitute(expr: str, values: dict[str, str]) -> str:
     return VARIABLE.sub(one, expr)
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"gave up waiting for {what} after {timeout:.0f}s")
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +78,7 @@ def prometheus() -> Iterator[simlab.PrometheusServer]:
             proc = subprocess.Popen([str(NETMON), "run", "-c", str(config), "--listen", listen],
                                     stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: _get(f"http://{listen}/-/ready") == 200 or proc.poll() is not None,
+            wait_until(lambda: http_status(f"http://{listen}/-/ready") == 200 or proc.poll() is not None,
                        60, "netmon to become ready")
             assert proc.poll() is None, (workdir / "netmon.log").read_text()[-3000:]
             scrape = f"- job_name: netmon\n  static_configs: [{{targets: ['{listen}']}}]"

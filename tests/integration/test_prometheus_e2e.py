@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,17 +18,10 @@ from monitor.demo_school import DEVICES, demo_config
 from tests import netns as nn
 from tests.conftest import need
 from tests.snmprec import RECORDINGS, column
+from tests.waiting import http_status, wait_until
 
 NETMON = Path(sys.executable).parent / "netmon"
 
-
-def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"gave up waiting for {what} after {timeout:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +47,7 @@ def school() -> Iterator[tuple[str, str]]:
                                     stdout=log, stderr=subprocess.STDOUT)
             url = f"http://{listen}"
             try:
-                wait_until(lambda: _status(f"{url}/-/ready") == 200 or proc.poll() is not None,
+                wait_until(lambda: http_status(f"{url}/-/ready") == 200 or proc.poll() is not None,
                            60, "netmon to become ready")
                 assert proc.poll() is None, (workdir / "netmon.log").read_text()[-3000:]
                 yield url, lossy
@@ -63,15 +55,6 @@ def school() -> Iterator[tuple[str, str]]:
                 proc.terminate()
                 proc.wait(timeout=15)
 
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from monitor import simlab
 from monitor.demo_school import DEVICES, LAB_RANGE, demo_config
 from tests import netns as nn
 from tests.conftest import need
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NETMON = Path(sys.executable).parent / "netmon"
@@ -45,14 +45,6 @@ def esc(text: str) -> str:
     """Text as jinja2 (markupsafe) escapes it."""
     return str(escape(text))
 
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"gave up waiting for {what} after {timeout:.0f}s")
 
 
 def fetch(url: str) -> tuple[int, str]:
