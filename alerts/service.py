@@ -79,6 +79,7 @@ class AlertService:
     ) -> None:
         """Apply a reloaded config. Rules keep their memory when unchanged; the notifier
         is restarted on the same state file (its outbox and log carry over)."""
+        self.tick()  # settle and persist what the old engine recorded since its last tick
         if settings.model_dump() != self.settings.model_dump():
             if state_path(settings, self.base_dir) != self.path:
                 log.warning("alerts.state_file changed: takes effect after a restart")
@@ -130,6 +131,7 @@ class AlertService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
             self._tick_task = None
+        self.engine.tick()  # persist conditions recorded since the last tick
         await self.notifier.stop()
         self.conn.close()
 
