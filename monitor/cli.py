@@ -490,6 +490,10 @@ commands in a few lines:
   netmon inventory import hosts.csv --role printer -o printers.yml
   netmon inventory export-sd -c netmon.yml -o /etc/prometheus/netmon-targets.json
   netmon run -c /etc/netmon/netmon.yml                           # the monitor service
+  netmon discover 10.20.0.0/22 -c netmon.yml --write             # find devices, add them
+  netmon alerts list -c /etc/netmon/netmon.yml                   # what is firing, and why
+  netmon silence add -c netmon.yml -m target=lab-204-07 --duration 2h --comment reimaging
+  netmon dashboards build                                        # regenerate Grafana JSON
 
 Run `netmon COMMAND --help` (e.g. `netmon probe printer --help`) for details."""
 
@@ -547,7 +551,7 @@ examples:
   netmon inventory export-sd -c netmon.yml --per-probe   # adds __param_probe=icmp|snmp|tcp""",
     ),
     "run": (
-        "Run the monitor: probe the inventory on schedule and serve /metrics and /probe.",
+        "Run the monitor: probe the inventory on schedule, alert, and serve the status page, /metrics and /probe.",
         """\
 examples:
   netmon run -c /etc/netmon/netmon.yml
