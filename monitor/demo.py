@@ -158,6 +158,10 @@ def summary(targets: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netmon-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                              "port 0 or a busy port: a free one)")
     opts = parser.parse_args(argv)
     console = Console()
+    # `kill` / `timeout` must clean up like Ctrl-C does (namespaces, simulator, netmon):
+    # Python's default SIGTERM ends the process without running `finally` blocks.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     print("Starting the simulated school network (snmpsim with real device recordings)…",
           flush=True)
@@ -238,4 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # stopped while starting up; `finally` blocks cleaned up
+        sys.exit(130)

@@ -58,3 +58,38 @@ def test_demo_inventory_mails_alerts_to_the_catcher(tmp_path: Path) -> None:
     assert cfg.alerts.route.receiver == "it-team"
     path.write_text(demo_config(16100))
     assert load_config(path).alerts.receivers == []  # without a catcher: no email
+
+
+def test_demo_stopped_with_sigterm_cleans_up() -> None:
+    """`kill`/`timeout` stop the demo like Ctrl-C: netmon, the simulator and the
+    namespaces go away (Python's default SIGTERM would skip the clean-up)."""
+    import signal
+    import time
+
+    need(simlab.snmpsim_available())
+    before = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                check=True).stdout.splitlines())  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.demo", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 180
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        assert any("Press Ctrl-C" in line for line in lines), "".join(lines)[-3000:]
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 130), rest[-3000:]  # 130: the signal came mid-print
+    assert "Traceback" not in rest
+    after = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                               check=True).stdout.splitlines())  # fmt: skip
+    assert not {ns for ns in after - before if "netmon-demo" in ns}, "namespaces left behind"
