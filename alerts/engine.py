@@ -316,7 +316,7 @@ class AlertEngine:
         a = inst.alert
         if active and a.state in (AlertState.INACTIVE, AlertState.RESOLVED):
             a.state, a.active_since, a.starts_at, a.ends_at = AlertState.PENDING, now, None, None
-            a.suppressed, a.suppressed_reason, a.notified = Suppression.NONE, "", False
+            a.suppressed, a.suppressed_reason = Suppression.NONE, ""
         elif not active and not inst.flapping:
             if a.state is AlertState.PENDING:
                 a.state = AlertState.INACTIVE

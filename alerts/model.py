@@ -112,9 +112,6 @@ class Alert:
     starts_at: float | None = None
     ends_at: float | None = None
     updated_at: float = 0.0
-    #: True once a firing notice for this instance was handed to the dispatcher, so a
-    #: resolved notice is only sent for alerts someone was told about.
-    notified: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -141,7 +138,6 @@ class Alert:
             "starts_at": self.starts_at,
             "ends_at": self.ends_at,
             "updated_at": self.updated_at,
-            "notified": self.notified,
         }
 
     @classmethod
@@ -160,7 +156,6 @@ class Alert:
             starts_at=data.get("starts_at"),
             ends_at=data.get("ends_at"),
             updated_at=data.get("updated_at", 0.0),
-            notified=bool(data.get("notified", False)),
         )
 
     def to_alertmanager(self, generator_url: str = "") -> dict[str, Any]:

@@ -556,7 +556,9 @@ def load_config(path: Path) -> NetmonConfig:
 def _alert_checks(cfg: NetmonConfig, base: Path) -> list[tuple[Loc, str]]:
     """Names the ``alerts:`` section refers to (groups, targets, schedules, receivers)
     exist, and iCalendar files of schedules are readable."""
-    targets = {t.name for t in resolve_targets(cfg)}
+    # Expanding every range is only needed when an alert override names a target.
+    named = any(o.target is not None for o in cfg.alerts.overrides)
+    targets = {t.name for t in resolve_targets(cfg)} if named else set()
     found = check_alert_references(
         cfg.alerts, groups={g.name for g in cfg.groups}, targets=targets,
         schedules=set(cfg.schedules),

@@ -294,6 +294,22 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
             process.wait(timeout=5)
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Poll ``url``/-/ready (Prometheus, Alertmanager) until it answers 200; False when
+    ``timeout`` passes or the process exits first."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def free_tcp_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -348,7 +364,6 @@ def start_prometheus(
     if reason := prometheus_available():
         raise AgentError(reason)
     import json
-    import urllib.request
 
     workdir = Path(tempfile.mkdtemp(prefix="netmon-prometheus-"))
     config = workdir / "prometheus.yml"
@@ -366,16 +381,8 @@ def start_prometheus(
         stdout=log, stderr=subprocess.STDOUT,
     )
     server = PrometheusServer(f"http://127.0.0.1:{port}", proc, workdir)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
+    if wait_ready(server.url, proc, timeout):
+        return server
     tail = (workdir / "prometheus.log").read_text(errors="replace")[-2000:]
     server.stop()
     raise AgentError(f"Prometheus did not become ready on {server.url}:\n{tail}")

@@ -15,7 +15,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor.simlab import free_tcp_port, stop_process
+from monitor.simlab import free_tcp_port, stop_process, wait_ready
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
@@ -188,14 +187,8 @@ def start_alertmanager(config_yaml: str, *, peers: list[str] | None = None,
     log = (workdir / "alertmanager.log").open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     server = AlertmanagerServer(f"http://127.0.0.1:{port}", gossip, proc, workdir)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
+    if wait_ready(server.url, proc, timeout):
+        return server
     tail = server.log()[-2000:]
     server.stop()
     raise RuntimeError(f"Alertmanager did not become ready on {server.url}:\n{tail}")
