@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from probes.result import Status
+from probes.snmp.credentials import SnmpCredentials
 
 OID = tuple[int, ...]
 Value = int | bytes | str
@@ -66,3 +67,21 @@ class GetResult:
     values: dict[OID, Value] = field(default_factory=dict)
     failure: SnmpFailure | None = None
     requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpEndpoint:
+    """One agent and how to talk to it. ``repr`` shows no secret (they are SecretStr)."""
+
+    host: str
+    credentials: SnmpCredentials
+    port: int = 161
+    timeout: float = 2.0  # seconds per request
+    retries: int = 1
+    max_repetitions: int = 25
+    #: Per walk: bounds memory and time on a device with 50,000 rows.
+    max_rows: int = 10_000
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"

@@ -64,7 +64,15 @@ from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
 from probes.result import Status
 from probes.snmp.credentials import SnmpCredentials
-from probes.snmp.types import OID, GetResult, SnmpFailure, Value, WalkResult, oid_str
+from probes.snmp.types import (
+    OID,
+    GetResult,
+    SnmpEndpoint,
+    SnmpFailure,
+    Value,
+    WalkResult,
+    oid_str,
+)
 
 #: net-snmp protocol names (as in ``SnmpCredentials``) -> pysnmp protocol objects.
 #: net-snmp's AES-192/AES-256 localize keys the Blumenthal way (draft-blumenthal-aes-usm).
@@ -89,24 +97,6 @@ RCVBUF_BYTES = 4 * 1024 * 1024
 
 _AUTH_STATUS = {"authorizationError", "noAccess"}
 _ABSENT = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, rfc1902.Null)
-
-
-@dataclass(frozen=True, slots=True)
-class SnmpEndpoint:
-    """One agent and how to talk to it. ``repr`` shows no secret (they are SecretStr)."""
-
-    host: str
-    credentials: SnmpCredentials
-    port: int = 161
-    timeout: float = 2.0  # seconds per request
-    retries: int = 1
-    max_repetitions: int = 25
-    #: Per walk: bounds memory and time on a device with 50,000 rows.
-    max_rows: int = 10_000
-
-    @property
-    def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def _converter(cls: type) -> Callable[[Any], Value | None]:
@@ -157,7 +147,7 @@ class _Response:
         self.varbinds = varbinds
 
 
-class SnmpClient:
+class PysnmpClient:
     """GET and walk against many agents over one lazily created SNMP engine."""
 
     def __init__(self, max_in_flight: int = MAX_IN_FLIGHT) -> None:
@@ -171,7 +161,7 @@ class SnmpClient:
 
     def __repr__(self) -> str:
         state = "open" if self._engine is not None else "idle"
-        return f"SnmpClient({state}, {len(self._targets)} targets)"
+        return f"PysnmpClient({state}, {len(self._targets)} targets)"
 
     # -- public API -----------------------------------------------------------------
 
