@@ -25,7 +25,6 @@ import ipaddress
 import itertools
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pyasn1.codec.ber import decoder

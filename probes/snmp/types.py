@@ -58,6 +58,8 @@ class WalkResult:
     failure: SnmpFailure | None = None
     truncated: bool = False
     requests: int = 0
+    #: Stopped because the probe's deadline came before the agent's next answer.
+    slow: bool = False
 
 
 @dataclass(slots=True)
@@ -67,6 +69,7 @@ class GetResult:
     values: dict[OID, Value] = field(default_factory=dict)
     failure: SnmpFailure | None = None
     requests: int = 0
+    slow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
