@@ -159,6 +159,10 @@ class _Session:
         self.sock = None  # gufo closes its socket when the object goes
 
 
+def _recv_get_many(sock: Any) -> Any:
+    return sock.recv_get_many()
+
+
 def _is_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
@@ -201,13 +205,14 @@ class SnmpClient:
         result = GetResult()
         pending = list(oids)
         names = {oid_str(o): o for o in pending}
+
+        def send(sock: Any) -> None:
+            sock.send_get_many([oid_str(o) for o in pending])
+
         while pending:
             result.requests += 1
             try:
-                header, got = await self._request(
-                    ep, stop_at, lambda s, p=pending: s.send_get_many([oid_str(o) for o in p]),
-                    lambda s: s.recv_get_many(),
-                )
+                header, got = await self._request(ep, stop_at, send, _recv_get_many)
             except _Failed as exc:
                 result.failure = await self._explain(ep, exc, result.requests == 1,
                                                      get=pending)

@@ -7,9 +7,10 @@ all merged into one :data:`Walked` mapping that each module's pure ``convert`` r
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from pydantic import field_validator
 
@@ -19,11 +20,8 @@ from probes.settings import Duration, StrictModel
 from probes.snmp.credentials import SnmpCredentials
 from probes.snmp.modules import MODULES
 from probes.snmp.modules.base import ModuleOutput, SnmpModule
-from probes.snmp.types import OID, SnmpFailure, Value, oid_str
+from probes.snmp.types import OID, SnmpEndpoint, SnmpFailure, Value, oid_str
 from probes.target import Target
-
-if TYPE_CHECKING:  # pysnmp loads only when an SNMP probe runs (CLI start-up for icmp/tcp)
-    from probes.snmp.client import SnmpEndpoint
 
 log = logging.getLogger("netmon.probes.snmp")
 
@@ -88,8 +86,6 @@ class SnmpSettings(StrictModel):
         return attempt * 4 + self.timeout * 2 + 5.0 + 5.0 * len(self.modules)
 
     def endpoint(self, target: Target) -> SnmpEndpoint:
-        from probes.snmp.client import SnmpEndpoint
-
         return SnmpEndpoint(
             host=target.host,
             port=target.port or self.port,
@@ -126,6 +122,13 @@ def _version(settings: SnmpSettings) -> str:
     return f"SNMPv3 {creds.security_level}" if creds.version == "3" else f"SNMPv{creds.version}"
 
 
+def _stop_at(settings: SnmpSettings) -> float:
+    """When this run stops asking (event-loop time): a little before the runner's
+    deadline, so a slow agent's run ends with what it collected instead of nothing."""
+    deadline = settings.deadline()
+    return asyncio.get_running_loop().time() + deadline - min(2.0, deadline * 0.05)
+
+
 async def probe_snmp(target: Target, settings: SnmpSettings, ctx: ProbeContext) -> ProbeResult:
     """Collect the settings' modules from one agent; never raises for device trouble."""
     modules = [MODULES[name] for name in settings.modules]
@@ -136,6 +139,21 @@ async def probe_snmp(target: Target, settings: SnmpSettings, ctx: ProbeContext) 
     requests = 0
     problems: list[str] = []
     first = True
+    started = time.monotonic()
+    stop_at = _stop_at(settings)
+
+    def too_slow() -> str:
+        rtt, expected = client.agent_stats(ep)
+        of = f" of about {expected}" if expected > requests else ""
+        skipped = f"; {len(walks) - done} walk(s) not done" if done < len(walks) else ""
+        who = target.name if target.name == target.display else (
+            f"{target.name} ({target.display})")
+        return (
+            f"{who} answers slowly: {rtt:.1f} s per request, {requests}{of} "
+            f"requests done in {time.monotonic() - started:.0f} s{skipped}"
+        )
+
+    done = 0
 
     def failed_first(failure: SnmpFailure) -> ProbeResult:
         return ProbeResult(
@@ -146,19 +164,27 @@ async def probe_snmp(target: Target, settings: SnmpSettings, ctx: ProbeContext) 
         )
 
     if gets:
-        got = await client.get(ep, gets)
+        got = await client.get(ep, gets, stop_at=stop_at)
         requests += got.requests
         walked.update(got.values)
         first = False
+        if got.slow:
+            return failed_first(SnmpFailure(Status.TIMEOUT, too_slow()))
         if got.failure and not got.values:
             return failed_first(got.failure)
         if got.failure:
             problems.append(f"GET: {got.failure.explanation}")
     truncated: list[str] = []
     for i, base in enumerate(walks):
-        res = await client.walk(ep, base)
+        res = await client.walk(ep, base, stop_at=stop_at)
         requests += res.requests
         walked.update(res.rows)
+        done = i + (0 if res.slow else 1)
+        if res.slow:
+            if not walked:
+                return failed_first(SnmpFailure(Status.TIMEOUT, too_slow()))
+            problems.append(too_slow())
+            break
         if res.failure is None:
             first = False
             continue
@@ -207,6 +233,8 @@ async def probe_snmp(target: Target, settings: SnmpSettings, ctx: ProbeContext) 
         status, explanation = Status.PARTIAL, f"incomplete: {'; '.join(problems)} ({summary})"
     else:
         status, explanation = Status.OK, summary
+        client.remember_poll(ep, requests)
+
     return ProbeResult(status, explanation, out.samples, out.facts, out.records)
 
 
