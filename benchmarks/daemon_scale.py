@@ -2,10 +2,15 @@
 
     .venv/bin/python benchmarks/daemon_scale.py                # 5,000 ICMP + 500 SNMP at 60 s
     .venv/bin/python benchmarks/daemon_scale.py --quick        # 500 + 40 at 10 s, ~1.5 minutes
-    .venv/bin/python benchmarks/daemon_scale.py --icmp 5000 --snmp 500 --interval 60 --duration 180
+    .venv/bin/python benchmarks/daemon_scale.py --icmp 5000 --snmp 1000 --interval 60 --duration 180
+    .venv/bin/python benchmarks/daemon_scale.py --agent snmpsim --agents 4   # the old agents
 
 Writes an inventory (temp dir) with N ICMP-only lab machines on 127.10.x.y (.0 and .255
-skipped) and M SNMP devices on 127.0.1.x, 127.0.2.x ... served by snmpsim (half switches:
+skipped) and M SNMP devices on 127.0.1.1-250, 127.0.2.1-250 ... (1,000 devices end at
+127.0.4.250) served by ``--agents`` agent processes: ``--agent fast`` (default,
+benchmarks/fast_agent.py: the same recordings pre-encoded, ~600,000 varbinds per CPU-second,
+checked byte for byte against snmpsim before measuring) or ``--agent snmpsim`` (~10,000
+varbinds per CPU-second, too few for 1,000 devices on 2 cores) (half switches:
 role ``switch`` = icmp + snmp system+interfaces; half printers: role ``printer`` = icmp +
 snmp system+printer; the community is the recording's path, round-robin over the
 project's recordings). Starts the real ``.venv/bin/netmon run`` and, like Prometheus,
@@ -25,9 +30,10 @@ Timeline and what is measured:
   those fire times exactly, inside (first scrape, last scrape]; "completed" is the rise
   of ``netmon_probe_runs_total`` (any status) between those two scrapes. Runs in flight
   at either end roughly cancel out (a few runs either way; the SNMP ones take ~0.1-2 s).
-* the agents' CPU (snmpsim processes) is reported apart: it is not netmon's, but a
+* the agents' CPU (all agent processes, utime+stime over the window, as a share of one
+  core: the total and per process) is reported apart: it is not netmon's, but a
   saturated agent (~100 % of a core) makes SNMP runs time out and is then the
-  bottleneck, not netmon.
+  bottleneck, not netmon. It also competes with netmon for the machine's cores.
 
 ``--profile SECONDS`` samples the daemon with py-spy (if installed) during the window
 and prints where its time goes. Loopback only; everything started is stopped at the
@@ -60,6 +66,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import fast_agent
 from monitor import simlab
 from monitor.config import load_config, resolve_targets
 from monitor.scheduler import _EPOCH, plan_jobs
@@ -89,7 +96,9 @@ def icmp_ranges(n: int) -> list[tuple[str, int]]:
 
 
 def snmp_address(i: int) -> str:
-    """The i-th SNMP device: 127.0.1.1 ... 127.0.1.250, 127.0.2.1 ..."""
+    """The i-th SNMP device: 127.0.1.1 ... 127.0.1.250, 127.0.2.1 ... (at most 63,750)."""
+    if not 0 <= i < 250 * 255:
+        raise SystemExit("at most 63,750 SNMP devices (127.0.1.1 ... 127.0.255.250)")
     return f"127.0.{1 + i // 250}.{1 + i % 250}"
 
 
@@ -103,7 +112,9 @@ def snmp_devices(m: int) -> list[tuple[str, str, str]]:
     return devices
 
 
-def inventory(n_icmp: int, devices: list[tuple[str, str, str]], interval: float, port: int) -> dict[str, Any]:
+def inventory(
+    n_icmp: int, devices: list[tuple[str, str, str]], interval: float, port: int
+) -> dict[str, Any]:
     """The YAML document: one lab group of ranges, one group per recording."""
     recordings = sorted({r for _, _, r in devices})
     cred = {r: f"rec-{r.replace('/', '-')}" for r in recordings}
@@ -270,8 +281,16 @@ def summarize_profile(raw: Path, top: int = 15) -> dict[str, Any]:
     packages: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    libraries = ("pyasn1", "pysnmp", "apscheduler", "aiohttp", "prometheus_client", "pydantic",
-                 "alerts/", "sqlite3")
+    libraries = (
+        "pyasn1",
+        "pysnmp",
+        "apscheduler",
+        "aiohttp",
+        "prometheus_client",
+        "pydantic",
+        "alerts/",
+        "sqlite3",
+    )
     # A leaf frame's owner: a library, netmon's own code, or the standard library.
     owners = (*libraries, "alerts/", "monitor/", "probes/")
     for line in raw.read_text().splitlines():
@@ -291,8 +310,12 @@ def summarize_profile(raw: Path, top: int = 15) -> dict[str, Any]:
     return {
         "samples": total,
         "inclusive_share_by_library": share,
-        "self_share_by_owner": {k: round(v / total, 3) for k, v in own.most_common()} if total else {},
-        "top_leaf_functions": [(f, round(c / total, 3)) for f, c in leaves.most_common(top)] if total else [],
+        "self_share_by_owner": {k: round(v / total, 3) for k, v in own.most_common()}
+        if total
+        else {},
+        "top_leaf_functions": [(f, round(c / total, 3)) for f, c in leaves.most_common(top)]
+        if total
+        else [],
     }
 
 
@@ -324,6 +347,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="netmon-bench-daemon-"))
     agents: list[simlab.Agent] = []
+    fast: fast_agent.FastAgents | None = None
     daemon: subprocess.Popen[bytes] | None = None
     sampler: Sampler | None = None
     spy: subprocess.Popen[bytes] | None = None
@@ -332,17 +356,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         port = simlab.free_udp_port("127.0.0.1")
         addresses = [a for _, a, _ in devices]
         n_agents = min(args.agents, len(addresses))
-        for k in range(n_agents):
-            mine = addresses[k::n_agents]
-            print(f"starting snmpsim {k + 1}/{n_agents} on {len(mine)} addresses, port {port}", flush=True)
-            agents.append(simlab.start_snmpsim(
-                host=mine[0], port=port, extra_endpoints=[(a, port) for a in mine[1:]],
-                timeout=120.0,
-            ))  # fmt: skip
+        if args.agent == "fast" and addresses:
+            print(
+                f"starting {n_agents} fast agent processes on {len(addresses)} addresses, port {port}",
+                flush=True,
+            )
+            # The workers' own time bound: start-up, warm-up, the window and some slack.
+            bound = 120 + 3 * args.interval + args.duration + 600
+            fast = fast_agent.start(addresses, port, processes=n_agents, max_seconds=bound)
+            agent_pids = fast.pids
+        else:
+            for k in range(n_agents):
+                mine = addresses[k::n_agents]
+                print(
+                    f"starting snmpsim {k + 1}/{n_agents} on {len(mine)} addresses, port {port}",
+                    flush=True,
+                )
+                agents.append(simlab.start_snmpsim(
+                    host=mine[0], port=port, extra_endpoints=[(a, port) for a in mine[1:]],
+                    timeout=120.0,
+                ))  # fmt: skip
+            agent_pids = [a.process.pid for a in agents]
         config = workdir / "netmon.yml"
-        config.write_text(yaml.safe_dump(inventory(args.icmp, devices, args.interval, port), sort_keys=False))
+        config.write_text(
+            yaml.safe_dump(inventory(args.icmp, devices, args.interval, port), sort_keys=False)
+        )
         n_jobs = Counter(j.probe for j in plan_jobs(resolve_targets(load_config(config))))
-        print(f"inventory: {args.icmp} ICMP-only + {args.snmp} SNMP targets -> jobs {dict(n_jobs)}", flush=True)
+        print(
+            f"inventory: {args.icmp} ICMP-only + {args.snmp} SNMP targets -> jobs {dict(n_jobs)}",
+            flush=True,
+        )
 
         listen_port = simlab.free_tcp_port()
         base = f"http://127.0.0.1:{listen_port}"
@@ -352,12 +395,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             [str(NETMON), "run", "-c", str(config), "--listen", f"127.0.0.1:{listen_port}"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        sampler = Sampler(daemon.pid, [a.process.pid for a in agents])
+        sampler = Sampler(daemon.pid, agent_pids)
         sampler.start()
         t_healthy = wait_for(f"{base}/-/healthy", t_spawn + 120, daemon)
         if t_healthy is None:
-            raise RuntimeError(f"netmon did not become healthy:\n{(workdir / 'netmon.log').read_text()[-3000:]}")
-        print(f"healthy after {t_healthy - t_spawn:.1f} s; waiting for ready (~one interval)", flush=True)
+            raise RuntimeError(
+                f"netmon did not become healthy:\n{(workdir / 'netmon.log').read_text()[-3000:]}"
+            )
+        print(
+            f"healthy after {t_healthy - t_spawn:.1f} s; waiting for ready (~one interval)",
+            flush=True,
+        )
         t_ready = wait_for(f"{base}/-/ready", t_healthy + args.interval + 60, daemon)
         if t_ready is None:
             raise RuntimeError("netmon did not become ready within interval + 60 s")
@@ -397,7 +445,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             delta = value - first.runs.get(key, 0.0)
             completed[probe] += int(delta)
             by_status[key] += int(delta)
-        skipped = {k: int(v - first.skipped.get(k, 0.0)) for k, v in last.skipped.items() if v - first.skipped.get(k, 0.0)}
+        skipped = {
+            k: int(v - first.skipped.get(k, 0.0))
+            for k, v in last.skipped.items()
+            if v - first.skipped.get(k, 0.0)
+        }
         lag_scrapes = [s.lag for s in scrapes if s.lag]
         worst = max(lag_scrapes, key=lambda lag: lag.get("p99", 0.0)) if lag_scrapes else {}
         ok = sum(v for k, v in by_status.items() if k.endswith("/ok"))
@@ -406,7 +458,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "command": " ".join([".venv/bin/python", "benchmarks/daemon_scale.py", *sys.argv[1:]]),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
             "params": {"icmp_targets": args.icmp, "snmp_targets": args.snmp, "interval_s": args.interval,
-                       "duration_s": args.duration, "snmp_agents": n_agents, "scrape_every_s": args.scrape_every,
+                       "duration_s": args.duration, "agent": args.agent, "snmp_agents": len(agent_pids),
+                       "scrape_every_s": args.scrape_every, "agent_selftest": args.selftest_result,
                        "snmp_recordings": sorted({r for _, _, r in devices})},
             "jobs": dict(n_jobs),
             "startup": {"to_healthy_s": round(t_healthy - t_spawn, 2), "to_ready_s": round(t_ready - t_spawn, 2),
@@ -430,7 +483,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "scrapes": {"count": len(scrapes), "median_s": round(sorted(s.seconds for s in scrapes)[len(scrapes) // 2], 3),
                         "max_s": round(max(s.seconds for s in scrapes), 3), "bytes": last.size_bytes,
                         "series": last.series},
-            "agents_cpu_share": [round((w1[3][i] - w0[3][i]) / wall, 3) for i in range(len(agents))],
+            "agents_cpu_share": [round((w1[3][i] - w0[3][i]) / wall, 4) for i in range(len(agent_pids))],
+            "agents_cpu_share_total": round(sum(w1[3][i] - w0[3][i] for i in range(len(agent_pids))) / wall, 4),
             "profile": profile,
             # Every 5th sample: seconds since spawn, daemon CPU-s, RSS MB (for plots).
             "timeline": [(round(t - t_spawn, 1), round(c, 2), round(k / 1024, 1)) for t, c, k, _ in sampler.rows[::5]],
@@ -446,6 +500,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stop_process(daemon)
         for agent in agents:
             agent.stop()
+        if fast is not None:
+            fast.stop()
         if args.keep:
             print(f"kept {workdir}")
         else:
@@ -463,7 +519,9 @@ def table(r: dict[str, Any]) -> str:
     p = r["params"]
     lag = r["lag_worst_scrape"]
     scheduled, completed = r["scheduled"], r["completed"]
-    per_probe = ", ".join(f"{k} {completed.get(k, 0):,}/{v:,}" for k, v in sorted(scheduled.items()))
+    per_probe = ", ".join(
+        f"{k} {completed.get(k, 0):,}/{v:,}" for k, v in sorted(scheduled.items())
+    )
     rows = [
         ("CPU, share of one core", f"{r['cpu_share']:.1%} ({r['cpu_s']:.1f} CPU-s in {r['window_s']:.0f} s)",
          "≤ 50 %", mark(r["cpu_share"] <= GOALS["cpu_share"])),
@@ -476,7 +534,10 @@ def table(r: dict[str, Any]) -> str:
         ("/metrics scrape", (f"{r['scrapes']['median_s']:.2f} s median, {r['scrapes']['bytes'] / 1e6:.1f} MB, "
          f"{r['scrapes']['series']:,} series"), "", ""),
         ("start-up to healthy / ready", f"{r['startup']['to_healthy_s']:.1f} s / {r['startup']['to_ready_s']:.1f} s", "", ""),
-        ("snmpsim agents' CPU (not netmon's)", ", ".join(f"{c:.0%}" for c in r["agents_cpu_share"]), "", ""),
+        (f"{p.get('agent', 'snmpsim')} agents' CPU (not netmon's)",
+         (f"{r.get('agents_cpu_share_total', sum(r['agents_cpu_share'])):.1%} of one core in all "
+          f"({len(r['agents_cpu_share'])} processes: {', '.join(f'{c:.1%}' for c in r['agents_cpu_share'])})"),
+         "", ""),
     ]  # fmt: skip
     head = (f"{p['icmp_targets']:,} ICMP + {p['snmp_targets']:,} SNMP targets, every {p['interval_s']:g} s, "
             f"{r['window_s']:.0f} s measured after ready, {r['machine']['cpus']} CPUs")  # fmt: skip
@@ -488,21 +549,66 @@ def table(r: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--icmp", type=int, default=5000, help="ICMP-only targets (default 5000)")
-    parser.add_argument("--snmp", type=int, default=500, help="SNMP devices, also pinged (default 500)")
-    parser.add_argument("--interval", type=float, default=60.0, help="probe interval, s (default 60)")
-    parser.add_argument("--duration", type=float, default=180.0, help="measured seconds after ready (default 180)")
-    parser.add_argument("--agents", type=int, default=2, help="snmpsim processes (default 2)")
-    parser.add_argument("--scrape-every", type=float, default=15.0, help="scrape /metrics every S s, like Prometheus (default 15)")
-    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS", help="py-spy the daemon for SECONDS in the window")
+    parser.add_argument(
+        "--snmp", type=int, default=500, help="SNMP devices, also pinged (default 500)"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=60.0, help="probe interval, s (default 60)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=180.0, help="measured seconds after ready (default 180)"
+    )
+    parser.add_argument(
+        "--agent",
+        choices=("fast", "snmpsim"),
+        default="fast",
+        help="what serves the SNMP devices: benchmarks/fast_agent.py (default) or snmpsim",
+    )
+    parser.add_argument("--agents", type=int, default=2, help="agent processes (default 2)")
+    parser.add_argument(
+        "--no-selftest",
+        action="store_true",
+        help="skip the fast agent's check against snmpsim before measuring",
+    )
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=15.0,
+        help="scrape /metrics every S s, like Prometheus (default 15)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="py-spy the daemon for SECONDS in the window",
+    )
     parser.add_argument("--quick", action="store_true", help="500 ICMP + 40 SNMP at 10 s for 30 s")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (config, netmon.log)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temp dir (config, netmon.log)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.icmp, args.snmp, args.interval, args.duration = 500, 40, 10.0, 30.0
         args.scrape_every = min(args.scrape_every, 5.0)
-    if args.snmp and (reason := simlab.snmpsim_available()):
+    if args.snmp and args.agent == "snmpsim" and (reason := simlab.snmpsim_available()):
         print(f"cannot serve SNMP devices: {reason}", file=sys.stderr)
         return 2
+    args.selftest_result = None
+    if args.snmp and args.agent == "fast" and not args.no_selftest:
+        if reason := simlab.snmpsim_available():
+            print(f"(no check of the fast agent against snmpsim: {reason})", flush=True)
+        else:
+            diffs = fast_agent.selftest(fast_agent.QUICK_RECORDINGS)
+            if diffs:
+                print(
+                    "the fast agent answers differently from snmpsim:\n" + "\n".join(diffs),
+                    file=sys.stderr,
+                )
+                return 2
+            args.selftest_result = (
+                f"identical to snmpsim on {', '.join(fast_agent.QUICK_RECORDINGS)}"
+            )
     result = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"daemon_scale-{datetime.now():%Y%m%d-%H%M%S}.json"
@@ -510,10 +616,14 @@ def main() -> int:
     print()
     print(table(result))
     print()
-    print(f"runs by status: {result['runs_by_status']}; skipped: {result['skipped_runs'] or 'none'}")
+    print(
+        f"runs by status: {result['runs_by_status']}; skipped: {result['skipped_runs'] or 'none'}"
+    )
     if result["profile"]:
         prof = result["profile"]
-        print(f"py-spy ({prof['samples']} samples); inclusive: {prof['inclusive_share_by_library']}")
+        print(
+            f"py-spy ({prof['samples']} samples); inclusive: {prof['inclusive_share_by_library']}"
+        )
         print(f"  self time by owner: {prof['self_share_by_owner']}")
         for name, share in prof["top_leaf_functions"][:10]:
             print(f"  {share:6.1%}  {name}")

@@ -6,10 +6,12 @@ loop, and stops when its ``with`` block ends. Only 127.0.0.1 is ever used.
 
 from __future__ import annotations
 
+import ipaddress
 import selectors
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -122,6 +124,272 @@ class CuttingProxy:
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.front.close()
+        self.back.close()
+
+
+# -- malformed answers: real responses, mutated ------------------------------------------
+
+#: BER tags of the SNMP PDUs a manager sends, and of the answer.
+GET_TAG, GETNEXT_TAG, RESPONSE_TAG, GETBULK_TAG = 0xA0, 0xA1, 0xA2, 0xA5
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    """One BER TLV inside a datagram: offsets of its tag, content and end."""
+
+    tag: int
+    start: int
+    body: int
+    end: int
+    depth: int
+
+
+def ber_length(n: int) -> bytes:
+    """A definite BER length field."""
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def parse_tlvs(data: bytes, max_depth: int = 8) -> list[Tlv]:
+    """Every TLV of well-formed BER ``data`` in pre-order (single-byte tags, definite
+    lengths: what SNMP agents send). Raises ValueError on anything else."""
+    out: list[Tlv] = []
+
+    def walk(pos: int, end: int, depth: int) -> None:
+        if depth > max_depth:
+            raise ValueError("BER nested too deep")
+        while pos < end:
+            if end - pos < 2 or data[pos] & 0x1F == 0x1F:
+                raise ValueError(f"no TLV header at {pos}")
+            tag, first = data[pos], data[pos + 1]
+            body = pos + 2
+            length = first
+            if first & 0x80:
+                size = first & 0x7F
+                if not 0 < size <= 4 or body + size > end:
+                    raise ValueError(f"bad length field at {pos}")
+                length = int.from_bytes(data[body : body + size], "big")
+                body += size
+            if body + length > end:
+                raise ValueError(f"TLV at {pos} overruns its parent")
+            out.append(Tlv(tag, pos, body, body + length, depth))
+            if tag & 0x20:
+                walk(body, body + length, depth + 1)
+            pos = body + length
+
+    walk(0, len(data), 0)
+    return out
+
+
+def splice(data: bytes, nodes: list[Tlv], index: int, replacement: bytes, *,
+           fix_lengths: bool) -> bytes:
+    """Replace TLV ``index`` with ``replacement``; with ``fix_lengths`` the enclosing
+    TLVs' lengths are rewritten so the result is still well-formed BER."""
+    node = nodes[index]
+    out = data[: node.start] + replacement + data[node.end :]
+    if not fix_lengths:
+        return out
+    delta = len(replacement) - (node.end - node.start)
+    enclosing = [n for n in nodes[:index] if n.start < node.start and n.end >= node.end]
+    for parent in sorted(enclosing, key=lambda n: n.depth, reverse=True):  # innermost first
+        old_header = parent.body - parent.start
+        header = bytes([parent.tag]) + ber_length(parent.end - parent.body + delta)
+        out = out[: parent.start] + header + out[parent.body :]
+        delta += len(header) - old_header
+    return out
+
+
+#: Replacement length fields a decoder must refuse: longer than any datagram, an
+#: overflowing length-of-length, the indefinite form, the reserved 0xFF.
+HUGE_LENGTHS = (b"\x84\xff\xff\xff\xff", b"\x84\x7f\xff\xff\xff", b"\x89" + b"\xff" * 9,
+                b"\x80", b"\xff")
+
+MUTATION_KINDS = ("truncate", "flip", "length", "huge_length", "drop", "dup", "retag",
+                  "empty_varbind", "empty_varbinds", "replace_value", "trailing", "cut_random",
+                  "random")
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """How a real response is damaged. ``at`` picks a byte or TLV (modulo their count),
+    ``value`` a byte, tag or length, ``extra`` bytes to insert; ``fix`` keeps the
+    enclosing lengths consistent after a TLV is dropped, duplicated or replaced."""
+
+    kind: str
+    at: int = 0
+    value: int = 0
+    extra: bytes = b""
+    fix: bool = False
+
+    def __call__(self, data: bytes) -> bytes:
+        if self.kind == "random":
+            return self.extra
+        if self.kind == "trailing":
+            return data + (self.extra or b"\x00")
+        if self.kind == "truncate":
+            return data[: self.at % len(data)]
+        if self.kind == "cut_random":  # a real start, then random bytes
+            return data[: self.at % len(data)] + self.extra
+        if self.kind == "flip":
+            pos = self.at % len(data)
+            return data[:pos] + bytes([data[pos] ^ (self.value % 255 + 1)]) + data[pos + 1 :]
+        nodes = parse_tlvs(data)
+        i = self.at % len(nodes)
+        node = nodes[i]
+        if self.kind == "length":  # the content is left as it was
+            return data[: node.start + 1] + ber_length(self.value) + data[node.body :]
+        if self.kind == "huge_length":
+            field = HUGE_LENGTHS[self.value % len(HUGE_LENGTHS)]
+            return data[: node.start + 1] + field + data[node.body :]
+        if self.kind == "retag":
+            tag = self.value & 0xFF
+            tag = tag if tag != node.tag else tag ^ 0x01
+            return data[: node.start] + bytes([tag]) + data[node.start + 1 :]
+        whole = data[node.start : node.end]
+        if self.kind == "drop":
+            return splice(data, nodes, i, b"", fix_lengths=self.fix)
+        if self.kind == "dup":
+            return splice(data, nodes, i, whole + whole, fix_lengths=self.fix)
+        if self.kind == "replace_value":  # same tag, other content (e.g. a 5-byte IpAddress)
+            leaves = [j for j, n in enumerate(nodes) if not n.tag & 0x20] or [i]
+            j = leaves[self.at % len(leaves)]
+            leaf = nodes[j]
+            new = bytes([leaf.tag]) + ber_length(len(self.extra)) + self.extra
+            return splice(data, nodes, j, new, fix_lengths=True)
+        if self.kind == "empty_varbind":
+            return empty_varbind(data, self.at)
+        if self.kind == "empty_varbinds":
+            return empty_varbinds(data)
+        raise ValueError(f"unknown mutation {self.kind!r}")
+
+
+def varbind_list(nodes: list[Tlv]) -> int:
+    """Index of the PDU's variable-bindings SEQUENCE (its last child)."""
+    pdu = next(n for n in nodes if n.depth == 1 and 0xA0 <= n.tag <= 0xA8)
+    return max(j for j, n in enumerate(nodes) if n.depth == 2 and pdu.start < n.start < pdu.end)
+
+
+def empty_varbinds(data: bytes) -> bytes:
+    """The response with an empty variable-bindings SEQUENCE (``30 00``), lengths fixed."""
+    nodes = parse_tlvs(data)
+    return splice(data, nodes, varbind_list(nodes), b"\x30\x00", fix_lengths=True)
+
+
+def empty_varbind(data: bytes, which: int = 0) -> bytes:
+    """The response with one variable binding replaced by an empty SEQUENCE (``30 00``:
+    no name, no value; gufo-snmp 0.13 panics on it), lengths fixed."""
+    nodes = parse_tlvs(data)
+    vbl = nodes[varbind_list(nodes)]
+    bindings = [j for j, n in enumerate(nodes) if n.depth == 3 and vbl.start < n.start < vbl.end]
+    if not bindings:
+        return splice(data, nodes, varbind_list(nodes), b"\x30\x02\x30\x00", fix_lengths=True)
+    return splice(data, nodes, bindings[which % len(bindings)], b"\x30\x00", fix_lengths=True)
+
+
+def request_kind(data: bytes) -> int | None:
+    """The PDU tag of a v1/v2c request, or None for anything else (SNMPv3, garbage)."""
+    try:
+        nodes = parse_tlvs(data)
+    except ValueError:
+        return None
+    top = [n for n in nodes if n.depth == 1]
+    if len(top) != 3 or top[0].tag != 0x02 or data[top[0].body : top[0].end] not in (b"\x00",
+                                                                                      b"\x01"):
+        return None
+    return top[2].tag
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request the mutating agent answered: the real answer and what it sent."""
+
+    kind: int
+    request: bytes
+    real: bytes
+    sent: bytes | None
+    mutated: bool
+
+
+class MutatingAgent:
+    """Relays each v1/v2c request to a real agent on loopback and answers with that
+    agent's real response (so the request-id matches), damaged by the armed mutation:
+    GET answers always, walk (GETNEXT/GETBULK) answers from the ``skip``-th on, so the
+    walk has good rows first. SNMPv3 requests (discovery probes) get no answer, as from
+    an agent without SNMPv3. ``exchanges`` records what was sent since ``arm``."""
+
+    def __init__(self, upstream: tuple[str, int], upstream_timeout: float = 1.0) -> None:
+        if not ipaddress.ip_address(upstream[0]).is_loopback:
+            raise ValueError("the mutating agent relays to loopback only")
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.front.settimeout(0.05)
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.connect(upstream)
+        self.upstream_timeout = upstream_timeout
+        self.host, self.port = "127.0.0.1", int(self.front.getsockname()[1])
+        self.exchanges: list[Exchange] = []
+        self._mutation: Callable[[bytes], bytes | None] | None = None
+        self._skip = 0
+        self._walk_answers = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def arm(self, mutation: Callable[[bytes], bytes | None] | None, skip: int = 0) -> None:
+        """Damage answers with ``mutation`` (None: relay them unchanged) from now on."""
+        with self._lock:
+            self._mutation, self._skip, self._walk_answers = mutation, skip, 0
+            self.exchanges = []
+
+    def _relay(self, request: bytes) -> bytes | None:
+        self.back.setblocking(False)
+        try:
+            for _ in range(64):  # drop late answers to earlier requests
+                self.back.recv(65535)
+        except OSError:
+            pass
+        self.back.settimeout(self.upstream_timeout)
+        try:
+            self.back.send(request)
+            return self.back.recv(65535)
+        except OSError:  # timeout or ICMP unreachable: no answer
+            return None
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                request, addr = self.front.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            kind = request_kind(request)
+            real = self._relay(request) if kind is not None else None
+            if kind is None or real is None:
+                continue
+            with self._lock:
+                mutation = self._mutation
+                if kind in (GETNEXT_TAG, GETBULK_TAG):
+                    mutation = mutation if self._walk_answers >= self._skip else None
+                    self._walk_answers += 1
+                sent = mutation(real) if mutation is not None else real
+                self.exchanges.append(Exchange(kind, request, real, sent, mutation is not None))
+            if sent is not None:
+                try:
+                    self.front.sendto(sent, addr)
+                except OSError:  # e.g. an empty or oversized datagram refused
+                    continue
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
         self.front.close()

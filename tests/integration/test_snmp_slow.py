@@ -85,7 +85,8 @@ async def test_slow_agent_gives_partial_with_rows_and_says_why(snmpd: simlab.Age
             result = await run_probe("snmp", Target("sw-annex", proxy.host, proxy.port),
                                      settings, ctx)
     assert result.status is Status.PARTIAL, result.explanation
-    assert "sw-annex answers slowly: 0.5 s per request" in result.explanation
+    assert f"sw-annex (127.0.0.1:{proxy.port}) answers slowly: 0.5 s per request" in (
+        result.explanation)
     assert "requests done in" in result.explanation
     assert result.duration_seconds < deadline
     varbinds = [s.value for s in result.samples if s.metric == "netmon_snmp_varbinds"]
