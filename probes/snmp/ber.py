@@ -86,12 +86,21 @@ def _varbinds(data: bytes, pos: int, end: int) -> int:
     """Check every varbind of the list in ``data[pos:end]``; return how many."""
     count = 0
     while pos < end:
-        tag, s, e = _tlv(data, pos, end)
-        if tag != 0x30 or e == s:
-            raise Malformed(f"varbind {count + 1} is not a non-empty SEQUENCE")
-        otag, os_, oe = _tlv(data, s, e)
-        if otag != 0x06 or not _oid_ok(data, os_, oe):
-            raise Malformed(f"varbind {count + 1} has no valid OBJECT IDENTIFIER")
+        # The common case inline: a short SEQUENCE holding a short OID (speed matters
+        # here: this runs for every varbind); anything else goes the general way.
+        if pos + 4 <= end and data[pos] == 0x30 and data[pos + 1] < 0x80 \
+                and data[pos + 2] == 0x06 and data[pos + 3] < 0x80:
+            s, e = pos + 2, pos + 2 + data[pos + 1]
+            os_, oe = pos + 4, pos + 4 + data[pos + 3]
+            if e > end or oe > e or oe == os_ or data[oe - 1] & 0x80:
+                raise Malformed(f"varbind {count + 1} is not a valid SEQUENCE with an OID")
+        else:
+            tag, s, e = _tlv(data, pos, end)
+            if tag != 0x30 or e == s:
+                raise Malformed(f"varbind {count + 1} is not a non-empty SEQUENCE")
+            otag, os_, oe = _tlv(data, s, e)
+            if otag != 0x06 or not _oid_ok(data, os_, oe):
+                raise Malformed(f"varbind {count + 1} has no valid OBJECT IDENTIFIER")
         vtag, vs, ve = _tlv(data, oe, e)
         if ve != e:
             raise Malformed(f"varbind {count + 1} has trailing bytes")

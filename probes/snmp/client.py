@@ -189,6 +189,7 @@ class SnmpClient:
         self._idle_count = 0
         self._agents: dict[tuple[str, int], _Agent] = {}
         self._masters: dict[str, tuple[bytes, bytes]] = {}
+        self._fingerprints: dict[int, tuple[SnmpCredentials, str]] = {}
         self._diagnoser: PysnmpClient | None = None
         _raise_fd_limit()
 
@@ -296,7 +297,6 @@ class SnmpClient:
                     stop_at: float | None) -> None:
         rows = result.rows
         base = result.base
-        n = len(base)
         current = base
         v1 = ep.credentials.version == "1"
         ctx = _fast.GetIter(oid_str(base), None if v1 else max(1, min(reps, ep.max_rows + 1)))
@@ -309,6 +309,8 @@ class SnmpClient:
         largest = 0
         started = time.monotonic()
         first_request = result.requests
+        prefix = oid_str(base) + "."
+        skip = len(prefix)
         while True:
             result.requests += 1
             try:
@@ -341,10 +343,10 @@ class SnmpClient:
                     self._adapt(agent, ep, reps, largest, started, result.requests - first_request)
                     return
                 name, value = item
-                o = _oid_tuple(name)
-                if o[:n] != base:
+                if not name.startswith(prefix):
                     self._adapt(agent, ep, reps, largest, started, result.requests - first_request)
                     return
+                o = base + tuple(map(int, name[skip:].split(".")))
                 if o <= current:
                     result.failure = SnmpFailure(
                         Status.PROTOCOL_ERROR,
@@ -478,7 +480,7 @@ class SnmpClient:
 
     async def _session(self, ep: SnmpEndpoint, stop_at: float | None) -> _Session:
         creds = ep.credentials
-        key = (ep.host, ep.port, _fingerprint(creds))
+        key = (ep.host, ep.port, self._fingerprint(creds))
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
@@ -552,12 +554,23 @@ class SnmpClient:
                 raise
         return s
 
+    def _fingerprint(self, creds: SnmpCredentials) -> str:
+        """``_fingerprint`` once per credentials object (it hashes on every request)."""
+        known = self._fingerprints.get(id(creds))
+        if known is not None and known[0] is creds:
+            return known[1]
+        if len(self._fingerprints) > 10_000:
+            self._fingerprints.clear()
+        fp = _fingerprint(creds)
+        self._fingerprints[id(creds)] = (creds, fp)  # holding creds keeps its id unique
+        return fp
+
     def _user(self, creds: SnmpCredentials) -> User:
         """A gufo user with master keys, derived (1 MB of hashing each) once per set."""
         assert creds.user is not None
         if not creds.auth:
             return User(creds.user)
-        fp = _fingerprint(creds)
+        fp = self._fingerprint(creds)
         masters = self._masters.get(fp)
         auth_cls = AUTH_KEYS[creds.auth.protocol]
         if masters is None:

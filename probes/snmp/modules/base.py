@@ -50,10 +50,14 @@ def table(walked: Walked, entry: str | OID, columns: Mapping[int, str]) -> dict[
     """
     base = oid(entry) if isinstance(entry, str) else entry
     n = len(base)
+    n1 = n + 1
+    column = columns.get
     rows: dict[OID, dict[str, Value]] = {}
-    for key, value in walked.items():
-        if len(key) > n + 1 and key[:n] == base and key[n] in columns:
-            rows.setdefault(key[n + 1 :], {})[columns[key[n]]] = value
+    for key, value in walked.items():  # the hot loop of every converter: keep it lean
+        if len(key) > n1 and key[:n] == base:
+            name = column(key[n])
+            if name is not None:
+                rows.setdefault(key[n1:], {})[name] = value
     return rows
 
 

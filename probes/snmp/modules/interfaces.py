@@ -119,37 +119,37 @@ def convert(walked: Walked) -> ModuleOutput:
         for index, cols in table(walked, entry, columns).items():
             rows.setdefault(index, {}).update(cols)
     records: list[Record] = []
+    samples = out.samples
+    states = tuple(OPER_STATES.values())
     for index in sorted(rows):
         rec = _row(index, rows[index])
         records.append(rec)
-        labels = {
-            "if_index": rec["index"],
-            "if_name": rec["name"] or "",
-            "if_alias": rec["alias"] or "",
-            "if_descr": rec["descr"] or "",
-        }
-        out.samples.append(
-            Sample.of("netmon_interface_info", 1, **labels, if_type=rec["type"] or "")
+        # Samples built directly (not Sample.of): this loop runs for every port of
+        # every switch, and the label tuple is shared by all of a port's samples.
+        labels = (
+            ("if_index", rec["index"]),
+            ("if_name", rec["name"] or ""),
+            ("if_alias", rec["alias"] or ""),
+            ("if_descr", rec["descr"] or ""),
         )
-        if rec["oper"] is not None:
-            out.samples.append(Sample.of("netmon_interface_oper_up", rec["oper"] == "up", **labels))
-            out.samples += [
-                Sample.of(
-                    "netmon_interface_oper_status", rec["oper"] == state, **labels, state=state
-                )
-                for state in OPER_STATES.values()
+        samples.append(Sample("netmon_interface_info", (*labels, ("if_type", rec["type"] or "")),
+                              1.0))
+        oper = rec["oper"]
+        if oper is not None:
+            samples.append(Sample("netmon_interface_oper_up", labels, float(oper == "up")))
+            samples += [
+                Sample("netmon_interface_oper_status", (*labels, ("state", state)),
+                       float(oper == state))
+                for state in states
             ]
         if rec["admin"] is not None:
-            out.samples.append(
-                Sample.of("netmon_interface_admin_up", rec["admin"] == "up", **labels)
-            )
+            samples.append(Sample("netmon_interface_admin_up", labels, float(rec["admin"] == "up")))
         if rec["speed_bps"] is not None:
-            out.samples.append(
-                Sample.of("netmon_interface_speed_bytes", rec["speed_bps"] / 8, **labels)
-            )
+            samples.append(Sample("netmon_interface_speed_bytes", labels, rec["speed_bps"] / 8))
         for key, metric in COUNTERS.items():
-            if rec[key] is not None:
-                out.samples.append(Sample.of(metric, rec[key], **labels))
+            value = rec[key]
+            if value is not None:
+                samples.append(Sample(metric, labels, float(value)))
     if records:
         out.records["interfaces"] = records
     return out
