@@ -14,16 +14,20 @@ The tools and what they do per device:
 - snmpbulkwalk: walk only (C; the floor).
 - snmp_exporter (Debian's 0.21, Go): walk, decode, build Prometheus samples from a
   real old-format module (indexes, label lookups, state sets; see exporter_module()).
-- netmon walk: SnmpClient.walk of the same subtrees (walk and decode to Python values).
+- netmon walk: SnmpClient.walk of the same subtrees (gufo-snmp: walk and decode to
+  Python values), as the SNMP probe polls.
 - netmon walk+convert: the same, then netmon's real ``interfaces`` and ``host`` module
   converters turn the rows into samples. netmon has no module for hrDevice/hrSWRun, so
   those rows are walked and decoded but not converted; the exporter converts them.
+- netmon pysnmp walk+convert: the same through PysnmpClient (pysnmp 7 + pyasn1), the
+  polling path before gufo-snmp and now netmon's failure-diagnosis client: the
+  before/after ratio in the same run.
 
 CPU: getrusage(SELF) for netmon, getrusage(CHILDREN) for snmpbulkwalk processes,
 /proc/PID/stat for the exporter (10 ms ticks: each measurement repeats the poll until
 the tool used enough CPU).
 Both converting tools are checked for the series they must produce before timing.
-Ends with a cProfile summary of netmon (share of pyasn1/pysnmp/netmon), writes JSON to
+Ends with a cProfile summary of netmon (share of gufo/asyncio/netmon), writes JSON to
 benchmarks/results/ and prints a Markdown table for the README. Loopback only; bounded.
 """
 
@@ -62,6 +66,7 @@ from probes.result import Sample
 from probes.snmp.client import SnmpClient, SnmpEndpoint
 from probes.snmp.credentials import community
 from probes.snmp.modules import host, interfaces
+from probes.snmp.pysnmp_client import PysnmpClient
 from probes.snmp.types import OID, Value, oid
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -83,12 +88,14 @@ MAX_REPETITIONS = 25
 TICKS = os.sysconf("SC_CLK_TCK")
 MAX_POLLS = 1000  # per measurement: bounds a run
 NETMON_WALK, NETMON_CONVERT = "netmon walk", "netmon walk+convert"
+NETMON_PYSNMP = "netmon pysnmp walk+convert"
 BULKWALK, EXPORTER = "snmpbulkwalk", "snmp_exporter"
 WORK = {
     BULKWALK: "walk",
     EXPORTER: "walk + decode + samples",
     NETMON_WALK: "walk + decode",
     NETMON_CONVERT: "walk + decode + samples",
+    NETMON_PYSNMP: "walk + decode + samples",
 }
 
 
@@ -131,7 +138,7 @@ def bases(scope: str) -> list[str]:
     return [TABLES[t] for t in SCOPES[scope]]
 
 
-async def netmon_walk(client: SnmpClient, host_: str, port: int,
+async def netmon_walk(client: SnmpClient | PysnmpClient, host_: str, port: int,
                       scope: str) -> dict[OID, Value]:
     """Walk the scope's tables of one device into one mapping, as the SNMP probe does."""
     ep = SnmpEndpoint(host_, community(COMMUNITY), port, timeout=5, retries=2,
@@ -152,7 +159,7 @@ def netmon_convert(walked: dict[OID, Value]) -> list[Sample]:
     return samples
 
 
-async def run_netmon(client: SnmpClient, devices: list[tuple[str, int]], scope: str,
+async def run_netmon(client: SnmpClient | PysnmpClient, devices: list[tuple[str, int]], scope: str,
                      convert: bool) -> Measurement:
     async def one(host_: str, port: int) -> tuple[int, int]:
         walked = await netmon_walk(client, host_, port, scope)
@@ -390,11 +397,13 @@ async def measure(tools: dict[str, Tool], agents: list[simlab.Agent], scope: str
 async def bench(agents: list[simlab.Agent], rounds: int, sizes: tuple[int, ...],
                 min_cpu: float) -> dict[str, Any]:
     client = SnmpClient()
+    old = PysnmpClient()
     exporter = Exporter() if shutil.which("prometheus-snmp-exporter") else None
     tools: dict[str, Tool] = {
         BULKWALK: run_snmpbulkwalk,
         NETMON_WALK: lambda d, scope: run_netmon(client, d, scope, convert=False),
         NETMON_CONVERT: lambda d, scope: run_netmon(client, d, scope, convert=True),
+        NETMON_PYSNMP: lambda d, scope: run_netmon(old, d, scope, convert=True),
     }
     if exporter:
         tools[EXPORTER] = exporter.run
@@ -403,7 +412,8 @@ async def bench(agents: list[simlab.Agent], rounds: int, sizes: tuple[int, ...],
     a0 = (agents[0].host, agents[0].port)
     report: dict[str, Any] = {"per_device": {}, "scopes": {}}
     try:
-        await netmon_walk(client, *a0, "all")  # engine warm-up
+        await netmon_walk(client, *a0, "all")  # warm-up
+        await netmon_walk(old, *a0, "all")  # pysnmp's engine
         for scope in SCOPES:  # check that both converting tools produce real series
             walked = await netmon_walk(client, *a0, scope)
             samples = netmon_convert(walked)
@@ -429,6 +439,7 @@ async def bench(agents: list[simlab.Agent], rounds: int, sizes: tuple[int, ...],
         report["profile"] = await profile(client, agents[0])
     finally:
         await client.aclose()
+        await old.aclose()
         if exporter:
             exporter.stop()
     return report
@@ -445,9 +456,13 @@ async def profile(client: SnmpClient, agent: simlab.Agent) -> dict[str, float]:
     raw = stats.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in raw.values())
     by_pkg: dict[str, float] = {}
-    for (filename, _, _), v in raw.items():
-        pkg = next((p for p in ("pyasn1", "pysnmp", "asyncio", "probes", "cryptography")
+    for (filename, _, name), v in raw.items():
+        pkg = next((p for p in ("pyasn1", "pysnmp", "gufo", "asyncio", "probes", "cryptography")
                     if f"/{p}/" in filename), "other")
+        if "ClientSocket" in name or "GetIter" in name:  # gufo's Rust methods
+            pkg = "gufo"
+        elif "epoll" in name:  # mostly time spent waiting for answers, not CPU
+            pkg = "epoll wait"
         by_pkg[pkg] = by_pkg.get(pkg, 0.0) + v[2]
     shares = {("netmon (probes/)" if k == "probes" else k): round(100 * t / total, 1)
               for k, t in sorted(by_pkg.items(), key=lambda kv: -kv[1])}

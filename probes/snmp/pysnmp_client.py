@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import ipaddress
 import itertools
+import logging
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -89,6 +90,8 @@ PRIV_PROTOCOLS: dict[str, tuple[int, ...]] = {
     "AES-192": USM_PRIV_CFB192_AES_BLUMENTHAL,
     "AES-256": USM_PRIV_CFB256_AES_BLUMENTHAL,
 }
+
+log = logging.getLogger("netmon.probes.snmp")
 
 #: Requests in flight at once per client; above ~100 the engine socket overflowed.
 MAX_IN_FLIGHT = 64
@@ -364,6 +367,7 @@ class PysnmpClient:
         proto = (udp6.Udp6AsyncioTransport if domain == udp6.DOMAIN_NAME
                  else udp.UdpAsyncioTransport)().open_client_mode()
         config.add_transport(engine, domain, proto)
+        _guard_receive(proto)
         transport, _ = await proto._lport  # the create_datagram_endpoint future
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -486,6 +490,24 @@ class PysnmpClient:
         return SnmpFailure(
             Status.PROTOCOL_ERROR, f"agent {ep.address} answered with error {rsp.error_status}{at}"
         )
+
+
+def _guard_receive(proto: Any) -> None:
+    """pysnmp decodes each datagram in an event-loop callback, and an undecodable one
+    (random bytes, truncated BER) escapes it as an asyncio "Exception in callback"
+    traceback in the log. Drop such datagrams quietly: the request they did not answer
+    times out and is explained like any silent agent."""
+    inner = proto._callback_function
+    if inner is None:
+        return
+
+    def receive(*args: Any) -> None:
+        try:
+            inner(*args)
+        except Exception as exc:  # noqa: BLE001 -- pyasn1/pysnmp errors of every kind
+            log.debug("pysnmp dropped an unreadable datagram: %s", type(exc).__name__)
+
+    proto._callback_function = receive
 
 
 def _silence(ep: SnmpEndpoint) -> SnmpFailure:
