@@ -171,12 +171,16 @@ def _oid_tuple(text: str) -> OID:
     return tuple(map(int, text.split(".")))
 
 
-def _raise_fd_limit() -> None:
-    """Sessions hold sockets: let this process use all the descriptors it may."""
+def _idle_cap() -> int:
+    """Sessions hold sockets: let this process use all the descriptors it may, and
+    keep at most an eighth of them in idle sessions (two descriptors each)."""
+    soft = 1024
     with contextlib.suppress(ValueError, OSError):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return max(32, min(MAX_IDLE_SESSIONS, soft // 16))
 
 
 class SnmpClient:
@@ -191,7 +195,7 @@ class SnmpClient:
         self._masters: dict[str, tuple[bytes, bytes]] = {}
         self._fingerprints: dict[int, tuple[SnmpCredentials, str]] = {}
         self._diagnoser: PysnmpClient | None = None
-        _raise_fd_limit()
+        self._idle_limit = _idle_cap()
 
     def __repr__(self) -> str:
         return f"SnmpClient({self._idle_count} idle sessions, {len(self._agents)} agents)"
@@ -592,7 +596,7 @@ class SnmpClient:
         idle.append(s)
         self._idle.move_to_end(s.key)
         self._idle_count += 1
-        while self._idle_count > MAX_IDLE_SESSIONS:  # least recently used agent first
+        while self._idle_count > self._idle_limit:  # least recently used agent first
             _, oldest = next(iter(self._idle.items()))
             oldest.pop(0).close()
             self._idle_count -= 1
