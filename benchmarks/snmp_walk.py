@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -87,6 +88,10 @@ SCOPES = {
 MAX_REPETITIONS = 25
 TICKS = os.sysconf("SC_CLK_TCK")
 MAX_POLLS = 1000  # per measurement: bounds a run
+#: Walks done and walks that failed or stopped short (a lost response shows here), per
+#: client class, over the whole run.
+WALKS: Counter[str] = Counter()
+FAILED: Counter[str] = Counter()
 NETMON_WALK, NETMON_CONVERT = "netmon walk", "netmon walk+convert"
 NETMON_PYSNMP = "netmon pysnmp walk+convert"
 BULKWALK, EXPORTER = "snmpbulkwalk", "snmp_exporter"
@@ -146,7 +151,9 @@ async def netmon_walk(client: SnmpClient | PysnmpClient, host_: str, port: int,
     walked: dict[OID, Value] = {}
     for base in bases(scope):
         result = await client.walk(ep, oid(base))
+        WALKS[type(client).__name__] += 1
         if result.failure:
+            FAILED[type(client).__name__] += 1
             print(f"  netmon: {result.failure.explanation}")
         walked.update(result.rows)
     return walked
@@ -437,6 +444,9 @@ async def bench(agents: list[simlab.Agent], rounds: int, sizes: tuple[int, ...],
                           f" {row['vs_exporter'] or 0:>10.2f}x")
                 report["scopes"][scope][str(n)] = rows
         report["profile"] = await profile(client, agents[0])
+        report["walks"] = {k: {"done": WALKS[k], "failed": FAILED[k]} for k in WALKS}
+        print("walks done / failed or incomplete:",
+              ", ".join(f"{k} {WALKS[k]:,} / {FAILED[k]}" for k in WALKS))
     finally:
         await client.aclose()
         await old.aclose()
@@ -503,7 +513,9 @@ def markdown(report: dict[str, Any]) -> str:
         " snmp_exporter 0.21 runs a hand-written module with a metric per column, ifName/"
         "ifAlias/ifDescr label lookups and an ifOperStatus state set. Medians of"
         f" {report['rounds']} rounds, tools in rotating order; {report['machine']}."
-        " netmon walk+convert profile (own time): "
+        " Walks done / failed or incomplete (a lost response would count): "
+        + ", ".join(f"{k} {v['done']:,} / {v['failed']}" for k, v in report["walks"].items())
+        + ". netmon walk+convert profile (own time): "
         + ", ".join(f"{k} {v:.0f} %" for k, v in shares.items() if v >= 1)
         + f". Reproduce: `{report['command']}`."
     )
