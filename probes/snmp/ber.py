@@ -79,7 +79,17 @@ def _octets(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
 
 
 def _oid_ok(data: bytes, s: int, e: int) -> bool:
-    return e > s and not data[e - 1] & 0x80 and e - s <= 256
+    """Non-empty, ends a sub-identifier, and no sub-identifier starts with 0x80 (a
+    non-minimal encoding that decoders read differently)."""
+    if e <= s or data[e - 1] & 0x80 or e - s > 256:
+        return False
+    if 0x80 in data[s:e]:  # rare in real OIDs; look closer only then
+        if data[s] == 0x80:
+            return False
+        for i in range(s + 1, e):
+            if data[i] == 0x80 and not data[i - 1] & 0x80:
+                return False
+    return True
 
 
 def _varbinds(data: bytes, pos: int, end: int) -> int:
@@ -92,7 +102,7 @@ def _varbinds(data: bytes, pos: int, end: int) -> int:
                 and data[pos + 2] == 0x06 and data[pos + 3] < 0x80:
             s, e = pos + 2, pos + 2 + data[pos + 1]
             os_, oe = pos + 4, pos + 4 + data[pos + 3]
-            if e > end or oe > e or oe == os_ or data[oe - 1] & 0x80:
+            if e > end or oe > e or not _oid_ok(data, os_, oe):
                 raise Malformed(f"varbind {count + 1} is not a valid SEQUENCE with an OID")
         else:
             tag, s, e = _tlv(data, pos, end)

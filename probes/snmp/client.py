@@ -71,6 +71,7 @@ from probes.snmp.types import (
     SnmpFailure,
     WalkResult,
     oid_str,
+    silence_failure,
 )
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ MAX_ANSWER_BYTES = 1400
 SLOW_ROUND_TRIP = 0.25
 REPS_CEILING = 64
 TOO_BIG_RETRIES = 3
+#: gufo asks SNMPv3 agents for answers of at most 2,048 bytes (msgMaxSize); some agents
+#: drop a larger answer instead of shortening it. Keep expected answers below this.
+V3_ANSWER_BUDGET = 1700
 
 _AUTH_STATUS = {"authorizationError", "noAccess"}
 
@@ -260,8 +264,8 @@ class SnmpClient:
             try:
                 await self._walk(ep, result, agent, reps, stop_at)
                 return result
-            except _TooBig:
-                agent.reps = max(1, reps // 2)  # and walk again with smaller answers
+            except _TooBig as exc:
+                agent.reps = exc.reps  # and walk again with smaller answers
         result.failure = SnmpFailure(
             Status.PROTOCOL_ERROR,
             f"agent {ep.address} answered tooBig even for {agent.reps} rows per request",
@@ -311,8 +315,9 @@ class SnmpClient:
             send = lambda s: s.send_get_bulk(ctx)
             recv = lambda s: s.recv_get_bulk(ctx)
         largest = 0
-        started = time.monotonic()
+        per_row = 0.0  # bytes per row in this walk's answers, at most
         first_request = result.requests
+        v3 = ep.credentials.version == "3"
         prefix = oid_str(base) + "."
         skip = len(prefix)
         while True:
@@ -320,8 +325,15 @@ class SnmpClient:
             try:
                 header, items = await self._request(ep, stop_at, send, recv)
             except _Failed as exc:
-                if rows and exc.failure.status is Status.TIMEOUT and not v1:
-                    agent.reps = max(1, reps // 2)  # maybe the answer was too big to pass
+                if rows and exc.failure.status is Status.TIMEOUT and not v1 and reps > 1:
+                    fewer = max(1, reps // 2)
+                    if v3 and per_row:
+                        fewer = max(1, min(fewer, int(V3_ANSWER_BUDGET // per_row)))
+                    if v3 and largest > V3_ANSWER_BUDGET // 2:
+                        # Likely the agent dropped an answer over gufo's msgMaxSize
+                        # (snmpsim does): the same walk again, with smaller answers.
+                        raise _TooBig(fewer) from None
+                    agent.reps = fewer  # maybe the answer was too big to pass
                 failure = await self._explain(ep, exc, result.requests == 1)
                 result.failure = _after_rows(base, failure, len(rows))
                 return
@@ -335,20 +347,22 @@ class SnmpClient:
                 if status == "noSuchName":  # SNMPv1's end of the MIB
                     break
                 if status == "tooBig" and not v1 and reps > 1:
-                    raise _TooBig
+                    raise _TooBig(max(1, reps // 2))
                 failure = _status_failure(ep, status, header.error_index, [current])
                 result.failure = _after_rows(base, failure, len(rows))
                 return
             if items is _END:
                 break
             largest = max(largest, header.size)
+            if items:
+                per_row = max(per_row, header.size / len(items))
             for item in items:
                 if item is None:  # gufo: the next OID left the subtree
-                    self._adapt(agent, ep, reps, largest, started, result.requests - first_request)
+                    self._adapt(agent, ep, reps, largest, per_row, result.requests - first_request)
                     return
                 name, value = item
                 if not name.startswith(prefix):
-                    self._adapt(agent, ep, reps, largest, started, result.requests - first_request)
+                    self._adapt(agent, ep, reps, largest, per_row, result.requests - first_request)
                     return
                 o = base + tuple(map(int, name[skip:].split(".")))
                 if o <= current:
@@ -368,18 +382,24 @@ class SnmpClient:
                     return
                 rows[o] = value
                 current = o
-        self._adapt(agent, ep, reps, largest, started, result.requests - first_request)
+        self._adapt(agent, ep, reps, largest, per_row, result.requests - first_request)
 
     @staticmethod
-    def _adapt(agent: _Agent, ep: SnmpEndpoint, reps: int, largest: int, started: float,
+    def _adapt(agent: _Agent, ep: SnmpEndpoint, reps: int, largest: int, per_row: float,
                requests: int) -> None:
-        """More rows per request for this agent's next walks when its round trips are
-        slow and its answers small enough to stay one unfragmented datagram when doubled.
-        (Fewer rows come from tooBig and from answers lost mid-walk, in ``walk``.)"""
-        if ep.credentials.version == "1" or requests < 2:
+        """Rows per request for this agent's next walks: more when its round trips are
+        slow and its answers would stay one unfragmented datagram when doubled; for
+        SNMPv3, few enough that answers fit gufo's msgMaxSize. (Fewer also come from
+        tooBig and from answers lost mid-walk, in ``walk``.)"""
+        version = ep.credentials.version
+        if version == "1":
+            return
+        if version == "3" and per_row and per_row * reps > V3_ANSWER_BUDGET:
+            agent.reps = max(1, int(V3_ANSWER_BUDGET // per_row))
             return
         ceiling = max(ep.max_repetitions, REPS_CEILING)
-        if agent.rtt > SLOW_ROUND_TRIP and largest * 2 <= MAX_ANSWER_BYTES and reps < ceiling:
+        if (requests > 1 and agent.rtt > SLOW_ROUND_TRIP and largest * 2 <= MAX_ANSWER_BYTES
+                and reps < ceiling):
             agent.reps = min(ceiling, reps * 2)
 
     # -- one request ----------------------------------------------------------------
@@ -391,24 +411,38 @@ class SnmpClient:
         if self._in_flight is None:
             self._in_flight = asyncio.Semaphore(self._in_flight_limit)
         async with self._in_flight:
-            session = await self._session(ep, stop_at)
-            try:
-                out = await self._exchange(ep, session, stop_at, send, recv)
-            except _Failed as exc:
-                # A session that saw garbage or a rejection is not reused.
-                if exc.failure.status is not Status.TIMEOUT:
-                    session.close()
-                else:
+            for attempt in (1, 2):
+                session = await self._session(ep, stop_at)
+                reused = session.last_used > 0
+                try:
+                    out = await self._exchange(ep, session, stop_at, send, recv)
+                except _Failed as exc:
+                    # A session that saw garbage or a rejection is not reused.
+                    if exc.failure.status is not Status.TIMEOUT:
+                        session.close()
+                    else:
+                        self._release(session)
+                    stale = exc.rejected or (
+                        exc.failure.status is Status.TIMEOUT and session.version == "3")
+                    if stale and reused and attempt == 1:
+                        # The agent may have rebooted or been replaced since this session
+                        # learnt its engine ID, boots and time (it then drops or rejects
+                        # our requests): learn them again and ask once more.
+                        self._agents[session.agent_key].engine_id = b""
+                        self._drop_idle(session.key)
+                        if not exc.rejected:
+                            await self._rediscover(ep, stop_at)
+                        continue
+                    raise
+                except _Deadline:
                     self._release(session)
-                raise
-            except _Deadline:
+                    raise
+                except BaseException:
+                    session.close()
+                    raise
                 self._release(session)
-                raise
-            except BaseException:
-                session.close()
-                raise
-            self._release(session)
-            return out
+                return out
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _exchange(self, ep: SnmpEndpoint, s: _Session, stop_at: float | None,
                         send: Callable[[Any], None],
@@ -585,6 +619,21 @@ class SnmpClient:
         priv = PRIV_KEYS[creds.priv.protocol](masters[1], KeyType.Master) if creds.priv else None
         return User(creds.user, auth_key=auth_cls(masters[0], KeyType.Master), priv_key=priv)
 
+    async def _rediscover(self, ep: SnmpEndpoint, stop_at: float | None) -> None:
+        """A fresh SNMPv3 session for ``ep`` (engine discovery first) into the pool; an
+        agent silent to discovery too is down, and explained as such."""
+        try:
+            self._release(await self._session(ep, stop_at))
+        except _Failed as exc:
+            if exc.failure.status is Status.TIMEOUT:
+                raise _Failed(silence_failure(ep), diagnosed=True) from None
+            raise
+
+    def _drop_idle(self, key: tuple[Any, ...]) -> None:
+        for s in self._idle.pop(key, []):
+            s.close()
+            self._idle_count -= 1
+
     def _release(self, s: _Session) -> None:
         if s.sock is None:
             return
@@ -645,7 +694,11 @@ class SnmpClient:
 
 
 class _TooBig(Exception):
-    """The agent answered tooBig: walk again with fewer rows per request."""
+    """The agent's answers are too big: walk again with ``reps`` rows per request."""
+
+    def __init__(self, reps: int) -> None:
+        super().__init__(reps)
+        self.reps = reps
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ from probes.snmp.types import (
     Value,
     WalkResult,
     oid_str,
+    silence_failure,
 )
 
 #: net-snmp protocol names (as in ``SnmpCredentials``) -> pysnmp protocol objects.
@@ -248,7 +249,7 @@ class PysnmpClient:
             return resolved
         reply = await _udp_exchange(resolved, ep.port, _discovery_message(), ep.timeout, ep.retries)
         if reply is None:
-            return _silence(ep)
+            return silence_failure(ep)
         if not _is_snmp(reply):
             return SnmpFailure(
                 Status.PROTOCOL_ERROR,
@@ -413,7 +414,7 @@ class PysnmpClient:
         engine_id = _engine_id_of(reply) if reply is not None else None
         if engine_id:
             return engine_id
-        return _silence(ep) if reply is None else SnmpFailure(
+        return silence_failure(ep) if reply is None else SnmpFailure(
             Status.PROTOCOL_ERROR,
             f"agent {ep.address} answered SNMPv3 discovery without an engine ID"
             if _is_snmp(reply) else
@@ -508,16 +509,6 @@ def _guard_receive(proto: Any) -> None:
             log.debug("pysnmp dropped an unreadable datagram: %s", type(exc).__name__)
 
     proto._callback_function = receive
-
-
-def _silence(ep: SnmpEndpoint) -> SnmpFailure:
-    tries = ep.retries + 1
-    return SnmpFailure(
-        Status.TIMEOUT,
-        f"no answer from {ep.address} within {ep.timeout:g}s after {tries} "
-        f"{'try' if tries == 1 else 'tries'}: agent down, SNMP disabled, wrong port, "
-        "or a firewall (or a wrong community on an agent without SNMPv3)",
-    )
 
 
 # -- credentials -> pysnmp ------------------------------------------------------------

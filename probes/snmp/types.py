@@ -88,3 +88,14 @@ class SnmpEndpoint:
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def silence_failure(ep: SnmpEndpoint) -> SnmpFailure:
+    """What a dead (or deaf) agent gets: every try of a request went unanswered."""
+    tries = ep.retries + 1
+    return SnmpFailure(
+        Status.TIMEOUT,
+        f"no answer from {ep.address} within {ep.timeout:g}s after {tries} "
+        f"{'try' if tries == 1 else 'tries'}: agent down, SNMP disabled, wrong port, "
+        "or a firewall (or a wrong community on an agent without SNMPv3)",
+    )

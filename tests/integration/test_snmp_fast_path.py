@@ -18,9 +18,9 @@ from pysnmp.proto import api
 
 from monitor import simlab
 from probes.snmp.client import SnmpClient
-from probes.snmp.credentials import community
+from probes.snmp.credentials import SnmpCredentials, community
 from probes.snmp.types import SnmpEndpoint, oid
-from tests.conftest import AUTH_PASSWORD, COMMUNITY, PRIV_PASSWORD
+from tests.conftest import AUTH_PASSWORD, COMMUNITY, PRIV_PASSWORD, V3_USERS, need
 from tests.integration.fake_agents import FakeAgent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +74,7 @@ def test_failure_path_loads_pysnmp_to_explain(snmpd: simlab.Agent) -> None:
 # -- tooBig ---------------------------------------------------------------------------
 
 TABLE = oid("1.3.6.1.4.1.99999.1")
+SYSTEM = oid("1.3.6.1.2.1.1")
 ROWS = [TABLE + (1, i) for i in range(1, 31)]
 LIMIT = 4  # the agent answers tooBig when asked for more rows than this
 
@@ -130,3 +131,31 @@ async def test_too_big_walks_again_with_fewer_rows() -> None:
     assert second.failure is None and list(second.rows) == ROWS
     assert agent.too_big == 3  # remembered: the second walk asks for few rows at once
     assert second.requests < first.requests
+
+
+# -- an SNMPv3 agent that restarts between polls --------------------------------------
+
+
+async def test_v3_agent_restart_between_polls_needs_no_operator() -> None:
+    """A pooled SNMPv3 session knows the agent's engine ID, boots and time; after the
+    agent restarts (new boots, maybe a new engine ID) its Report is answered by learning
+    them again, and the poll succeeds instead of reporting an authentication error."""
+    need(simlab.snmpd_available())
+    creds = SnmpCredentials.model_validate({
+        "version": "3", "user": "priv-aes",
+        "auth": {"protocol": "SHA", "password": AUTH_PASSWORD},
+        "priv": {"protocol": "AES", "password": PRIV_PASSWORD},
+    })
+    users = [u for u in V3_USERS if u.name == "priv-aes"]
+    client = SnmpClient()
+    try:
+        with simlab.start_snmpd(communities=[COMMUNITY], users=users) as first:
+            ep = SnmpEndpoint(first.host, creds, first.port, timeout=1, retries=1)
+            before = await client.walk(ep, SYSTEM)
+            port = first.port
+        with simlab.start_snmpd(port=port, communities=[COMMUNITY], users=users):
+            after = await client.walk(ep, SYSTEM)
+    finally:
+        await client.aclose()
+    assert before.failure is None and after.failure is None, after.failure
+    assert list(after.rows) == list(before.rows) and before.rows
