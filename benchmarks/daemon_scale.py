@@ -7,13 +7,13 @@
 
 Writes an inventory (temp dir) with N ICMP-only lab machines on 127.10.x.y (.0 and .255
 skipped) and M SNMP devices on 127.0.1.1-250, 127.0.2.1-250 ... (1,000 devices end at
-127.0.4.250) served by ``--agents`` agent processes: ``--agent fast`` (default,
-benchmarks/fast_agent.py: the same recordings pre-encoded, ~600,000 varbinds per CPU-second,
-checked byte for byte against snmpsim before measuring) or ``--agent snmpsim`` (~10,000
-varbinds per CPU-second, too few for 1,000 devices on 2 cores) (half switches:
-role ``switch`` = icmp + snmp system+interfaces; half printers: role ``printer`` = icmp +
-snmp system+printer; the community is the recording's path, round-robin over the
-project's recordings). Starts the real ``.venv/bin/netmon run`` and, like Prometheus,
+127.0.4.250): half switches (role ``switch`` = icmp + snmp system+interfaces), half
+printers (role ``printer`` = icmp + snmp system+printer); the community is the
+recording's path, round-robin over the project's recordings. ``--agents`` processes
+serve them: ``--agent fast`` (default; benchmarks/fast_agent.py, the same recordings
+pre-encoded, ~600,000 varbinds per CPU-second, first checked byte for byte against
+snmpsim) or ``--agent snmpsim`` (~10,000 varbinds per CPU-second: too few for 1,000
+devices on 2 cores). Starts the real ``.venv/bin/netmon run`` and, like Prometheus,
 scrapes its ``/metrics`` every ``--scrape-every`` seconds.
 
 Timeline and what is measured:

@@ -93,7 +93,8 @@ PRIV_KEYS: dict[str, type[BasePrivKey]] = {
 
 #: Requests in flight at once per client (each on its own session socket).
 MAX_IN_FLIGHT = 64
-#: Idle sessions kept, in all and per agent; each holds two file descriptors.
+#: Idle sessions kept, in all (at most; see _idle_cap) and per agent; each holds two
+#: file descriptors.
 MAX_IDLE_SESSIONS = 2048
 MAX_IDLE_PER_AGENT = 4
 RCVBUF_BYTES = 256 * 1024
@@ -177,7 +178,7 @@ def _oid_tuple(text: str) -> OID:
 
 def _idle_cap() -> int:
     """Sessions hold sockets: let this process use all the descriptors it may, and
-    keep at most an eighth of them in idle sessions (two descriptors each)."""
+    keep at most a sixteenth of them in idle sessions (two descriptors each)."""
     soft = 1024
     with contextlib.suppress(ValueError, OSError):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -268,7 +269,8 @@ class SnmpClient:
                 agent.reps = exc.reps  # and walk again with smaller answers
         result.failure = SnmpFailure(
             Status.PROTOCOL_ERROR,
-            f"agent {ep.address} answered tooBig even for {agent.reps} rows per request",
+            f"agent {ep.address} answered tooBig, or dropped its answers, even for "
+            f"{agent.reps} rows per request",
         )
         return result
 
