@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import ipaddress
 import logging
 import os
 import resource
@@ -71,6 +69,7 @@ from probes.snmp.types import (
     SnmpFailure,
     WalkResult,
     oid_str,
+    resolve,
     silence_failure,
 )
 
@@ -539,7 +538,9 @@ class SnmpClient:
                     s.close()
                     raise
             return s
-        ip = await _resolve(ep)
+        ip = await resolve(ep)
+        if isinstance(ip, SnmpFailure):
+            raise _Failed(ip, diagnosed=True)
         agent_key = (ep.host, ep.port)
         self._agent(ep)
         addr = f"[{ip}]:{ep.port}" if ":" in ip else f"{ip}:{ep.port}"
@@ -595,13 +596,13 @@ class SnmpClient:
         return s
 
     def _fingerprint(self, creds: SnmpCredentials) -> str:
-        """``_fingerprint`` once per credentials object (it hashes on every request)."""
+        """``creds.fingerprint()`` once per credentials object (it hashes on every request)."""
         known = self._fingerprints.get(id(creds))
         if known is not None and known[0] is creds:
             return known[1]
         if len(self._fingerprints) > 10_000:
             self._fingerprints.clear()
-        fp = _fingerprint(creds)
+        fp = creds.fingerprint()
         self._fingerprints[id(creds)] = (creds, fp)  # holding creds keeps its id unique
         return fp
 
@@ -785,34 +786,5 @@ def _after_rows(base: OID, failure: SnmpFailure, rows: int) -> SnmpFailure:
     return SnmpFailure(
         failure.status, f"walk of {oid_str(base)} stopped after {rows} rows: {failure.explanation}"
     )
-
-
-async def _resolve(ep: SnmpEndpoint) -> str:
-    """An IP literal as is; a name through the resolver (first address)."""
-    try:
-        return str(ipaddress.ip_address(ep.host.strip("[]")))
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_DGRAM), ep.timeout * 2
-        )
-    except (TimeoutError, OSError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no answer"
-        raise _Failed(SnmpFailure(
-            Status.DNS_ERROR, f"cannot resolve {ep.host!r}: {why}; check the name or DNS"
-        ), diagnosed=True) from None
-    return str(infos[0][4][0])
-
-
-def _fingerprint(creds: SnmpCredentials) -> str:
-    """A cache key that does not keep secrets in clear text."""
-    parts = [creds.version, creds.user or "", creds.context]
-    for secret in (creds.community, creds.auth and creds.auth.password,
-                   creds.priv and creds.priv.password):
-        parts.append(secret.get_secret_value() if secret else "")
-    parts += [creds.auth.protocol if creds.auth else "", creds.priv.protocol if creds.priv else ""]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

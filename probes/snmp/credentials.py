@@ -7,6 +7,7 @@ reprs, logs and JSON; they may be given inline, as ``{env: VAR}`` or ``{file: PA
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -122,6 +123,16 @@ class SnmpCredentials(StrictModel):
         if self.priv:
             return "authPriv"
         return "authNoPriv" if self.auth else "noAuthNoPriv"
+
+    def fingerprint(self) -> str:
+        """A cache key for these credentials that keeps no secret in clear text."""
+        parts = [self.version, self.user or "", self.context]
+        for secret in (self.community, self.auth and self.auth.password,
+                       self.priv and self.priv.password):
+            parts.append(secret.get_secret_value() if secret else "")
+        parts += [self.auth.protocol if self.auth else "",
+                  self.priv.protocol if self.priv else ""]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     def describe(self) -> str:
         """A secret-free description for output and logs."""

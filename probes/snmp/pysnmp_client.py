@@ -20,8 +20,6 @@ Design points, each measured or required:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import ipaddress
 import itertools
 import logging
 import socket
@@ -72,6 +70,7 @@ from probes.snmp.types import (
     Value,
     WalkResult,
     oid_str,
+    resolve,
     silence_failure,
 )
 
@@ -244,7 +243,7 @@ class PysnmpClient:
     async def diagnose_silence(self, ep: SnmpEndpoint) -> SnmpFailure:
         """Why did ``ep`` not answer? Send an SNMPv3 engine-ID discovery probe, which
         an agent answers with a Report whatever community or user we use."""
-        resolved = await self._resolve(ep)
+        resolved = await resolve(ep)
         if isinstance(resolved, SnmpFailure):
             return resolved
         reply = await _udp_exchange(resolved, ep.port, _discovery_message(), ep.timeout, ep.retries)
@@ -288,7 +287,7 @@ class PysnmpClient:
     async def _request(
         self, ep: SnmpEndpoint, kind: str, oids: Sequence[OID], reps: int = 0
     ) -> _Response:
-        resolved = await self._resolve(ep)
+        resolved = await resolve(ep)
         if isinstance(resolved, SnmpFailure):
             return _Response(resolved)
         try:
@@ -325,24 +324,6 @@ class PysnmpClient:
         if ind:
             return _Response(self._indication_failure(ep, ind, resolved))
         return _Response(None, status.prettyPrint() if status else "", int(index or 0), vbs)
-
-    async def _resolve(self, ep: SnmpEndpoint) -> str | SnmpFailure:
-        """An IP literal as is; a name through the resolver (first address)."""
-        try:
-            return str(ipaddress.ip_address(ep.host.strip("[]")))
-        except ValueError:
-            pass
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_DGRAM), ep.timeout * 2
-            )
-        except (TimeoutError, OSError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no answer"
-            return SnmpFailure(
-                Status.DNS_ERROR, f"cannot resolve {ep.host!r}: {why}; check the name or DNS"
-            )
-        return str(infos[0][4][0])
 
     async def _ready_engine(self, ip: str) -> SnmpEngine:
         """The engine, with the socket of ``ip``'s address family open and tuned."""
@@ -403,7 +384,7 @@ class PysnmpClient:
                     return found
                 known = self._engine_ids[(ip, ep.port)] = found
             engine_id = known
-        key = (_fingerprint(creds), engine_id)
+        key = (creds.fingerprint(), engine_id)
         auth = self._auth.get(key)
         if auth is None:
             auth = self._auth[key] = _make_auth(creds, engine_id)
@@ -512,16 +493,6 @@ def _guard_receive(proto: Any) -> None:
 
 
 # -- credentials -> pysnmp ------------------------------------------------------------
-
-
-def _fingerprint(creds: SnmpCredentials) -> str:
-    """A cache key that does not keep secrets in clear text."""
-    parts = [creds.version, creds.user or "", creds.context]
-    for secret in (creds.community, creds.auth and creds.auth.password,
-                   creds.priv and creds.priv.password):
-        parts.append(secret.get_secret_value() if secret else "")
-    parts += [creds.auth.protocol if creds.auth else "", creds.priv.protocol if creds.priv else ""]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _make_auth(creds: SnmpCredentials, engine_id: bytes) -> CommunityData | UsmUserData:

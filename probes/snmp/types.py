@@ -18,6 +18,9 @@ endOfMibView
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -99,3 +102,22 @@ def silence_failure(ep: SnmpEndpoint) -> SnmpFailure:
         f"{'try' if tries == 1 else 'tries'}: agent down, SNMP disabled, wrong port, "
         "or a firewall (or a wrong community on an agent without SNMPv3)",
     )
+
+
+async def resolve(ep: SnmpEndpoint) -> str | SnmpFailure:
+    """An IP literal as is; a name through the resolver (first address)."""
+    try:
+        return str(ipaddress.ip_address(ep.host.strip("[]")))
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(ep.host, ep.port, type=socket.SOCK_DGRAM), ep.timeout * 2
+        )
+    except (TimeoutError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no answer"
+        return SnmpFailure(
+            Status.DNS_ERROR, f"cannot resolve {ep.host!r}: {why}; check the name or DNS"
+        )
+    return str(infos[0][4][0])
