@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import time
@@ -168,10 +169,11 @@ class Monitor:
         return list(self._targets)
 
     def extra_samples(self) -> list[Sample]:
-        """The scheduler's and the alerting's own metrics, for ``/metrics``."""
+        """The scheduler's, the alerting's and the process's own metrics, for ``/metrics``."""
         samples = self.scheduler.self_samples()
         if self.alerts is not None:
             samples += self.alerts.samples()
+        samples += process_samples()
         return samples
 
     async def probe_once(
@@ -242,6 +244,22 @@ class Monitor:
         if self.alerts is not None:
             await self.alerts.stop()
         await self.ctx.aclose()
+
+
+def process_samples() -> list[Sample]:
+    """The process's asyncio tasks and open file descriptors: a leak of either shows as
+    growth over days. Each is left out where it cannot be read (no running event loop;
+    no ``/proc``, i.e. not Linux)."""
+    out: list[Sample] = []
+    try:
+        out.append(Sample.of("netmon_event_loop_tasks", len(asyncio.all_tasks())))
+    except RuntimeError:  # called outside the event loop
+        pass
+    try:
+        out.append(Sample.of("netmon_process_open_fds", len(os.listdir("/proc/self/fd"))))
+    except OSError:
+        pass
+    return out
 
 
 def _target_infos(targets: list[InventoryTarget]) -> list[TargetInfo]:

@@ -48,12 +48,14 @@ import asyncio
 import base64
 import binascii
 import hmac
+import io
 import logging
 import os
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,7 +66,7 @@ from aiohttp import web
 
 from monitor import status
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
-from monitor.exporter import RenderCache, render
+from monitor.exporter import RenderCache, render, render_chunks
 from monitor.store import ResultStore
 from probes.errors import ConfigError
 from probes.result import ProbeResult, Sample
@@ -74,6 +76,10 @@ log = logging.getLogger("netmon.web")
 DEFAULT_PORT = 10190
 #: What ``/metrics`` and ``/probe`` answer with: the text format generate_latest writes.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: zlib level of gzip-encoded expositions: zlib's default, as the Go client (promhttp's
+#: gzip.NewWriter) compresses. client_python's gzip.compress uses 9: on a district's
+#: 90 MB scrape that takes ~3x as long (1.6 s against 0.5 s) for 7 % fewer bytes.
+GZIP_LEVEL = 6
 #: How long a successful basic-auth check is remembered, and how many are.
 AUTH_CACHE_SECONDS = 60.0
 AUTH_CACHE_SIZE = 256
@@ -399,8 +405,39 @@ def _auth_middleware(auth: BasicAuth) -> Any:
     return middleware
 
 
-def _exposition(body: bytes) -> web.Response:
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+def gzip_accepted(accept_encoding: str | None) -> bool:
+    """Whether the scraper accepts gzip: client_python's rule, any ``Accept-Encoding``
+    entry whose coding is ``gzip`` (case-insensitive, parameters such as ``q`` ignored).
+    Prometheus sends ``Accept-Encoding: gzip``."""
+    return any(
+        coding.split(";")[0].strip().lower() == "gzip"
+        for coding in (accept_encoding or "").split(",")
+    )
+
+
+def gzip_exposition(
+    store: ResultStore,
+    now: float | None = None,
+    extra: Iterable[Sample] = (),
+    cache: RenderCache | None = None,
+) -> bytes:
+    """The exposition of :func:`monitor.exporter.render`, gzip-compressed (one gzip
+    member, :data:`GZIP_LEVEL`) chunk by chunk as it is written, so the uncompressed
+    text (~90 MB at district scale) never exists in one piece. zlib releases the GIL
+    while it compresses."""
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip
+    out = io.BytesIO()
+    for chunk in render_chunks(store, now, extra, cache):
+        out.write(packer.compress(chunk))
+    out.write(packer.flush())
+    return out.getvalue()
+
+
+def _exposition(body: bytes, *, gzipped: bool = False) -> web.Response:
+    headers = {"Content-Type": CONTENT_TYPE}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
 
 
 def _bad_request(message: str) -> web.Response:
@@ -413,7 +450,12 @@ async def _metrics(request: web.Request) -> web.Response:
     # Rendering a large school takes seconds (5,500 targets: ~4 s); a worker thread keeps
     # the event loop, and so every scheduled probe, running meanwhile. The store hands out
     # an immutable snapshot, so reading it from another thread is safe.
-    body = await asyncio.to_thread(render, backend.store, extra=extra, cache=request.app[RENDER_CACHE])
+    cache = request.app[RENDER_CACHE]
+    if gzip_accepted(request.headers.get("Accept-Encoding")):
+        # Compressed in the same worker thread, chunk by chunk as it is rendered.
+        body = await asyncio.to_thread(gzip_exposition, backend.store, extra=extra, cache=cache)
+        return _exposition(body, gzipped=True)
+    body = await asyncio.to_thread(render, backend.store, extra=extra, cache=cache)
     return _exposition(body)
 
 
@@ -451,6 +493,8 @@ async def _probe(request: web.Request) -> web.Response:
             store_name += "_"
         used.add(store_name)
         store.put(result, labels, interval, probe=store_name)
+    if gzip_accepted(request.headers.get("Accept-Encoding")):  # one target: small
+        return _exposition(gzip_exposition(store), gzipped=True)
     return _exposition(render(store))
 
 

@@ -87,6 +87,9 @@ METRICS: dict[str, MetricDef] = {
     "netmon_scheduler_jobs": _g("Scheduled probe jobs (target x probe, one per TCP port)."),
     "netmon_probe_runs_total": _c("Scheduled probe runs finished, by probe kind and status."),
     "netmon_scheduler_skipped_runs_total": _c("Scheduled runs not started: still_running (the previous run of the job had not finished) or missed (started later than the interval)."),
+    # --- the process itself (monitor/daemon.py) ---
+    "netmon_event_loop_tasks": _g("asyncio tasks alive in netmon's event loop."),
+    "netmon_process_open_fds": _g("File descriptors the netmon process has open (sockets, files)."),
     # --- alerts (alerts/, not probes) ---
     "netmon_alerts": _g("Alert instances by state (pending, firing), severity and suppression (none, parent_down, out_of_schedule, silenced, flapping)."),
     "netmon_notifications_total": _c("Notifications handed to a receiver, by receiver, integration (email, webhook, alertmanager) and outcome (delivered, failed: will be retried)."),

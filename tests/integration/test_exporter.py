@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -18,10 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from monitor import simlab
-from monitor.exporter import SAMPLE_LABELS, NetmonCollector, RenderCache, render
+from monitor.exporter import SAMPLE_LABELS, NetmonCollector, RenderCache, render, render_chunks
 from monitor.store import ResultStore
 from probes.context import ProbeContext
 from probes.icmp import IcmpSettings
+from probes.metrics import METRICS
 from probes.registry import run_probe
 from probes.result import ProbeResult, Sample, Status
 from probes.snmp.credentials import community
@@ -230,6 +233,76 @@ def test_uncatalogued_and_duplicate_samples_are_not_exported() -> None:
     text = render(store, now=1001.0).decode()
     assert "netmon_made_up" not in text
     assert parse(text)["netmon_host_users"] == [({"target": "h", "probe": "snmp"}, 2.0)]
+
+
+def test_uncatalogued_and_duplicate_samples_are_reported_once_per_new_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, cache = ResultStore(), RenderCache()
+    samples = [Sample.of("netmon_host_users", 2), Sample.of("netmon_host_users", 3),
+               Sample.of("netmon_made_up", 1)]  # fmt: skip
+    for at in (1000.0, 1060.0):
+        result = ProbeResult(Status.OK, "fine", samples, probe="snmp", target="h", started_at=at)
+        store.put(result, {"room": "1"}, INTERVAL)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="netmon.exporter"):
+            render(store, now=at + 1, cache=cache)
+            duplicate = "{'probe': 'snmp', 'room': '1', 'target': 'h'}"
+            assert [r.getMessage() for r in caplog.records] == [
+                f"not exporting a duplicate series netmon_host_users{duplicate}",
+                "not exporting netmon_made_up: it is not in probes.metrics.METRICS",
+            ]
+            caplog.clear()
+            render(store, now=at + 2, cache=cache)  # nothing new: nothing to report
+            assert caplog.records == []
+
+
+_VALUES = [0.0, -0.0, 1.0, 2.5, 1e6, 1234567.0, float("inf"), float("-inf"), float("nan"),
+           1e-7, -3.0, 123456789.123]  # fmt: skip
+
+
+def _random_sample(rng: random.Random) -> Sample:
+    names = ["a", "zz", "if_name", "role", "site", "target", "probe", "exported_site", "state"]
+    texts = ["x", "", 'q"uote', "back\\slash", "new\nline", "ü", "1"]
+    labels = tuple((rng.choice(names), rng.choice(texts)) for _ in range(rng.randint(0, 3)))
+    metric = rng.choice([*list(METRICS)[:25], "netmon_made_up"])
+    return Sample(metric, labels, rng.choice(_VALUES))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rendering_through_a_cache_equals_client_python_as_results_change(
+    seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Random series (own labels sorting before, between and after the identity labels,
+    clashing names, escapes, special values) put again and again, with the same shape
+    (new values), another shape or other labels, targets removed: every cached render
+    is byte for byte client_python's, and so is every chunked one."""
+    from prometheus_client import generate_latest
+
+    rng = random.Random(seed)
+    store, cache = ResultStore(), RenderCache()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NetmonCollector(store, lambda: 1400.0))
+    caplog.set_level(logging.ERROR, logger="netmon.exporter")  # uncatalogued, duplicates
+    for step in range(150):
+        target, probe = f"t{rng.randint(0, 5)}", rng.choice(["icmp", "snmp"])
+        old = store.get(target, probe)
+        if old is not None and rng.random() < 0.5:  # the same series, new values
+            samples = [dataclasses.replace(s, value=rng.choice(_VALUES))
+                       for s in old.result.samples]  # fmt: skip
+        else:
+            samples = [_random_sample(rng) for _ in range(rng.randint(0, 8))]
+        static = {k: rng.choice(["x", "", 'r"1'])
+                  for k in rng.sample(["role", "site", "room", "zz", "a"], rng.randint(0, 3))}  # fmt: skip
+        store.put(ProbeResult(Status.OK, "x", samples, probe=probe, target=target,
+                              started_at=1000.0 + step, duration_seconds=0.5), static, INTERVAL)  # fmt: skip
+        if rng.random() < 0.1:
+            store.remove_target(f"t{rng.randint(0, 5)}")
+        if step % 3 == 0:
+            expected = generate_latest(registry)
+            assert render(store, now=1400.0, cache=cache) == expected, step
+            assert render(store, now=1400.0, cache=cache) == expected, step
+            assert b"".join(render_chunks(store, now=1400.0)) == expected, step
 
 
 def test_registration_does_not_collect() -> None:

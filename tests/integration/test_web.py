@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import gzip
 import ipaddress
 import socket
 import ssl
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from monitor.config import InventoryTarget
+from monitor.exporter import render
 from monitor.store import ResultStore
 from monitor.web import (
     AUTH_CACHE_SECONDS,
@@ -30,6 +32,8 @@ from monitor.web import (
     WebConfig,
     WebConfigError,
     create_app,
+    gzip_accepted,
+    gzip_exposition,
     load_web_config,
     serve,
 )
@@ -202,6 +206,53 @@ async def test_an_uncatalogued_extra_sample_is_dropped_not_fatal(backend: FakeBa
         series = parse(await resp.text())
     assert "netmon_not_in_the_catalogue" not in series
     assert one(series, "netmon_scheduler_lag_seconds", stat="p99") == 0.25
+
+
+async def _get_raw(url: str, accept_encoding: str | None) -> tuple[dict[str, str], bytes]:
+    """Headers and the body as sent (no automatic Accept-Encoding, no decompression)."""
+    headers = {} if accept_encoding is None else {"Accept-Encoding": accept_encoding}
+    async with (
+        aiohttp.ClientSession(auto_decompress=False, skip_auto_headers=["Accept-Encoding"]) as http,
+        http.get(url, headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        return dict(resp.headers), await resp.read()
+
+
+async def test_metrics_is_gzipped_when_the_scraper_accepts_gzip(backend: FakeBackend) -> None:
+    """As client_python: gzip when Accept-Encoding names gzip (Prometheus sends it),
+    the plain text otherwise; both hold the same exposition."""
+    async with running(backend) as url:
+        plain_headers, plain = await _get_raw(f"{url}/metrics", None)
+        for accept in ("gzip", "deflate, gzip;q=1.0, *;q=0.5", "GZIP", " br , gzip "):
+            headers, body = await _get_raw(f"{url}/metrics", accept)
+            assert headers["Content-Encoding"] == "gzip", accept
+            assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            assert gzip.decompress(body) == plain, accept
+        for accept in ("identity", "deflate, br", "x-gzip", ""):
+            headers, body = await _get_raw(f"{url}/metrics", accept)
+            assert "Content-Encoding" not in headers, accept
+            assert body == plain, accept
+        probe_headers, probed = await _get_raw(f"{url}/probe?target=lab-pc-2", "gzip")
+    assert "Content-Encoding" not in plain_headers
+    assert one(parse(plain.decode()), "netmon_probe_success", target="lab-pc-1", probe="icmp") == 1
+    assert probe_headers["Content-Encoding"] == "gzip"
+    probe_series = parse(gzip.decompress(probed).decode())
+    assert one(probe_series, "netmon_probe_success", target="lab-pc-2", probe="icmp") == 1
+
+
+def test_gzip_accepted_follows_client_python() -> None:
+    from prometheus_client.exposition import gzip_accepted as client_pythons
+
+    for header in (None, "", "gzip", "GZip", "deflate", "gzip;q=0", "x-gzip", "br, gzip;q=0.5",
+                   "identity", "*", "gzip, deflate, br, zstd", ",,gzip,,"):  # fmt: skip
+        assert gzip_accepted(header) == client_pythons(header), header
+
+
+def test_gzip_exposition_is_the_rendered_text_compressed(backend: FakeBackend) -> None:
+    store = backend.store
+    now = max(s.finished_at for s in store.snapshot()) + 1
+    assert gzip.decompress(gzip_exposition(store, now, EXTRA)) == render(store, now, EXTRA)
 
 
 async def test_probe_runs_a_known_target_now(backend: FakeBackend, listener: int) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
 
-from monitor.store import HISTORY_LENGTH, MIN_STALE_AFTER, ResultStore, stale_after
-from probes.result import ProbeResult, Status
+from monitor.store import HISTORY_LENGTH, MIN_STALE_AFTER, CompactResult, ResultStore, stale_after
+from probes.result import ProbeResult, Sample, Status
 
 T0 = 1_700_000_000.0
 LABELS = {"role": "printer", "site": "main", "room": "204"}
@@ -188,3 +189,74 @@ def test_listeners_see_every_put_and_a_failing_listener_does_not_stop_others() -
     store.put(result("mfp", "tcp"), LABELS, 60, probe="tcp-9100")
     assert seen == [("mfp", "icmp"), ("mfp", "tcp-9100")]
     assert store.get("mfp", "icmp") is not None
+
+
+# --- compact samples ------------------------------------------------------------------
+
+
+def sampled(target: str = "sw", at: float = T0, up: float = 1.0, alias: str = "uplink",
+            ports: int = 3) -> ProbeResult:  # fmt: skip
+    """A switch-like result: a port's label tuple shared by its samples, as the modules do."""
+    samples = [Sample.of("netmon_snmp_varbinds", 42)]
+    for port in range(1, ports + 1):
+        labels = (("if_index", str(port)), ("if_name", f"Gi0/{port}"), ("if_alias", alias))
+        samples += [Sample("netmon_interface_oper_up", labels, up),
+                    Sample("netmon_interface_receive_bytes_total", labels, at * port)]  # fmt: skip
+    out = result(target, at=at)
+    out.samples = samples
+    return out
+
+
+def test_stored_samples_read_back_as_they_were_put() -> None:
+    store = ResultStore()
+    original = sampled()
+    before = list(original.samples)
+    stored = store.put(original, LABELS, 60)
+    assert isinstance(stored.result, CompactResult) and isinstance(stored.result, ProbeResult)
+    assert original.samples == before  # the probe's result is left as it was
+    assert stored.result.samples == before and stored.result == original
+    assert stored.result.to_json() == original.to_json()
+    assert stored.result.samples_named("netmon_interface_oper_up") == [
+        s for s in before if s.metric == "netmon_interface_oper_up"
+    ]
+    assert list(stored.result.series()) == [(s.metric, s.labels, s.value) for s in before]
+    # Built on demand: a new list each time; changing it does not change the store.
+    stored.result.samples.clear()
+    assert store.get("sw", "snmp").result.samples == before  # type: ignore[union-attr]
+    assert dataclasses.replace(stored.result, explanation="new").samples == before
+
+
+def test_the_next_poll_of_the_same_series_reuses_the_shape() -> None:
+    store = ResultStore()
+    first = store.put(sampled(), LABELS, 60)
+    second = store.put(sampled(at=T0 + 60, up=0.0), LABELS, 60)
+    assert second.shape is first.shape and second.values != first.values
+    assert [s.value for s in second.result.samples_named("netmon_interface_oper_up")] == [0.0] * 3
+    # Equal series on another target: the same shape; other series: another one.
+    assert store.put(sampled("sw2"), LABELS, 60).shape is first.shape
+    assert store.put(sampled("sw3", alias="printer"), LABELS, 60).shape is not first.shape
+    assert store.put(sampled("sw", ports=4), LABELS, 60).shape is not first.shape
+    # Within a shape, a port's label set is one object, as the probe built it.
+    labels = first.shape.labels
+    assert labels[1] is labels[2] and labels[1] is not labels[3]
+
+
+def test_listeners_read_the_put_results_own_samples() -> None:
+    store = ResultStore()
+    original = sampled()
+    seen: list[bool] = []
+    store.subscribe(lambda s: seen.append(s.result.samples is original.samples))
+    stored = store.put(original, LABELS, 60)
+    assert seen == [True]
+    assert stored.result.samples is not original.samples  # afterwards: rebuilt, equal
+    assert stored.result.samples == original.samples
+
+
+def test_a_targets_equal_labels_are_stored_once() -> None:
+    store = ResultStore()
+    icmp = store.put(result(probe="icmp"), LABELS, 60)
+    snmp = store.put(result(probe="snmp"), dict(LABELS), 60)
+    again = store.put(result(probe="icmp", at=T0 + 60), dict(LABELS), 60)
+    assert snmp.labels is icmp.labels and again.labels is icmp.labels
+    other = store.put(result(probe="tcp"), {**LABELS, "room": "205"}, 60, probe="tcp-9100")
+    assert other.labels is not icmp.labels and other.labels["room"] == "205"
