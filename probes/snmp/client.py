@@ -68,6 +68,7 @@ from probes.snmp.types import (
     SnmpEndpoint,
     SnmpFailure,
     WalkResult,
+    loop_failure,
     oid_str,
     resolve,
     silence_failure,
@@ -367,12 +368,7 @@ class SnmpClient:
                     return
                 o = base + tuple(map(int, name[skip:].split(".")))
                 if o <= current:
-                    result.failure = SnmpFailure(
-                        Status.PROTOCOL_ERROR,
-                        f"agent {ep.address} broke the walk of {oid_str(base)} after "
-                        f"{len(rows)} rows: it returned {oid_str(o)}, not after "
-                        f"{oid_str(current)} (agent bug; the walk would loop forever)",
-                    )
+                    result.failure = loop_failure(ep, base, len(rows), o, current)
                     return
                 if len(rows) >= ep.max_rows:
                     result.truncated = True

@@ -69,6 +69,7 @@ from probes.snmp.types import (
     SnmpFailure,
     Value,
     WalkResult,
+    loop_failure,
     oid_str,
     resolve,
     silence_failure,
@@ -221,12 +222,7 @@ class PysnmpClient:
                 if o[:n] != base or isinstance(value, rfc1905.EndOfMibView):
                     return result
                 if o <= current:
-                    result.failure = SnmpFailure(
-                        Status.PROTOCOL_ERROR,
-                        f"agent {ep.address} broke the walk of {oid_str(base)} after "
-                        f"{len(rows)} rows: it returned {oid_str(o)}, not after "
-                        f"{oid_str(current)} (agent bug; the walk would loop forever)",
-                    )
+                    result.failure = loop_failure(ep, base, len(rows), o, current)
                     return result
                 if len(rows) >= ep.max_rows:
                     result.truncated = True

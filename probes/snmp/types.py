@@ -93,6 +93,17 @@ class SnmpEndpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def loop_failure(ep: SnmpEndpoint, base: OID, rows: int, got: OID,
+                 current: OID) -> SnmpFailure:
+    """An agent answered a walk with an OID not after the one asked for."""
+    return SnmpFailure(
+        Status.PROTOCOL_ERROR,
+        f"agent {ep.address} broke the walk of {oid_str(base)} after {rows} rows: it "
+        f"returned {oid_str(got)}, not after {oid_str(current)} (agent bug; the walk "
+        "would loop forever)",
+    )
+
+
 def silence_failure(ep: SnmpEndpoint) -> SnmpFailure:
     """What a dead (or deaf) agent gets: every try of a request went unanswered."""
     tries = ep.retries + 1
