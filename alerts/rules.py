@@ -17,6 +17,14 @@ checks with ``promtool test rules`` that both fire on the same series.
 Settings precedence for a target: target override > group override > role override >
 ``alerts.rules`` > the default pack (field by field).
 
+Memory kept between evaluations, per target: one verdict per rule (its last
+observations, their instances for ``recover``, the probe runs it was computed from;
+quiet rules share one tuple), and for ``rate``, ``resets`` and ``max_over_time`` one
+:class:`_Column` of flat arrays per (metric, fn, window), indexed by series numbers
+interned from the label sets. ``benchmarks/alert_memory.py`` measures it: ~150 bytes per
+series, ~600 per switch port (1,000 switches x 48 ports: 29 MB; objects per series took
+153 MB).
+
 Summary templates are ``str.format`` strings over ``target``, ``value``, the series'
 labels and the target's labels; ``{value:.0%}``, ``{value:.1f}`` and
 ``{value:duration}`` (seconds as "250ms", "1.5s") translate to Prometheus templates,
@@ -29,8 +37,9 @@ import itertools
 import operator
 import re
 import string
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -38,7 +47,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_
 from alerts.model import TARGET_LABELS, Observation, Severity
 from alerts.rules_default import DEFAULT_RULES
 from probes.metrics import METRICS
-from probes.result import ProbeResult
+from probes.result import Labels, ProbeResult
 from probes.settings import Duration, StrictModel, parse_duration
 
 
@@ -330,28 +339,6 @@ class _Context(dict[str, Any]):
 
 
 @dataclass(slots=True)
-class _Point:
-    """One sample as the exporter would serve it (own labels + ``probe``)."""
-
-    labels: dict[str, str]
-    value: float
-    at: float
-    result: ProbeResult
-
-
-@dataclass(slots=True)
-class _Track:
-    """Memory of one series for ``fn``: recent points (rate), a max-queue
-    (max_over_time) or reset times (resets)."""
-
-    # Lists, not deques: a few entries each, and an empty deque costs ~600 bytes, which
-    # across a district's interface series (x3 rules) was hundreds of MB.
-    points: list[tuple[float, float]] = field(default_factory=list)
-    resets: list[float] = field(default_factory=list)
-    last: tuple[float, float] | None = None
-
-
-@dataclass(slots=True)
 class _Value:
     value: float
     labels: dict[str, str]
@@ -359,6 +346,14 @@ class _Value:
 
 
 LabelKey = frozenset[tuple[str, str]]
+#: An alert instance's own labels, sorted: ``(("if_index", "3"), ("if_name", "Gi0/3"))``.
+InstanceKey = tuple[tuple[str, str], ...]
+#: The probe runs a verdict was computed from: (store probe name, started_at, duration).
+Inputs = tuple[tuple[str, float, float], ...]
+_INF = float("inf")
+#: A series not seen for its window plus this long is forgotten (a removed port, disk).
+FORGET_AFTER = 3600.0
+_NO_INSTANCES: frozenset[InstanceKey] = frozenset()
 
 
 def _probe_matches(kind: str | None, key: str) -> bool:
@@ -393,21 +388,332 @@ def _metric_kind(metric: str) -> str | None:
     return "snmp"
 
 
+def _zeros(n: int) -> array[float]:
+    return array("d", bytes(8 * n))
+
+
+class _Column:
+    """What ``rate``, ``resets`` or ``max_over_time`` remembers of one metric (and window)
+    for all series of one target, in flat arrays: no Python object per series or point
+    (a dict entry, a few lists and tuples per series cost ~3 KB per switch port).
+
+    Series slot ``i`` keeps ``count[i]`` points, oldest first, at
+    ``[i * cap, i * cap + count[i])`` of ``t`` (times) and ``v`` (values): the points in
+    the window (rate), a monotonic max-queue (max_over_time) or the reset times (resets,
+    which keep no values). ``last_t[i]`` is the time of the series' last point
+    (``inf``: a free slot), ``last_v[i]`` its value (resets only). ``cap`` grows, for
+    every slot, when one series needs more points.
+    """
+
+    __slots__ = ("cap", "count", "fn", "last_t", "last_v", "t", "v", "window")
+
+    def __init__(self, fn: str, window: float) -> None:
+        self.fn = fn
+        self.window = window
+        self.cap = 1
+        self.count = array("I")
+        self.t = array("d")
+        self.v = array("d")
+        self.last_t = array("d")
+        self.last_v = array("d")
+
+    def reserve(self, slot: int) -> bool:
+        """Room for ``slot``; True if it was free (the series is new to this column)."""
+        n = len(self.count)
+        if slot >= n:
+            k = slot + 1 - n
+            self.count.extend(itertools.repeat(0, k))
+            self.last_t.extend(itertools.repeat(_INF, k))
+            self.t.extend(_zeros(k * self.cap))
+            if self.fn == "resets":
+                self.last_v.extend(_zeros(k))
+            else:
+                self.v.extend(_zeros(k * self.cap))
+        return self.last_t[slot] == _INF
+
+    def release(self, slot: int) -> None:
+        self.count[slot] = 0
+        self.last_t[slot] = _INF
+
+    def _grow(self) -> None:
+        old, new = self.cap, self.cap + max(1, self.cap // 2)
+        self.t = self._regrid(self.t, old, new)
+        if self.fn != "resets":
+            self.v = self._regrid(self.v, old, new)
+        self.cap = new
+
+    def _regrid(self, src: array[float], old: int, new: int) -> array[float]:
+        dst = _zeros(len(self.count) * new)
+        for i, n in enumerate(self.count):
+            if n:
+                dst[i * new : i * new + n] = src[i * old : i * old + n]
+        return dst
+
+    def _push(self, slot: int, n: int, at: float, value: float) -> int:
+        if n == self.cap:
+            self._grow()
+        base = slot * self.cap
+        self.t[base + n] = at
+        if self.fn != "resets":
+            self.v[base + n] = value
+        return n + 1
+
+    def _drop_front(self, base: int, n: int, k: int) -> int:
+        if k:
+            self.t[base : base + n - k] = self.t[base + k : base + n]
+            if self.fn != "resets":
+                self.v[base : base + n - k] = self.v[base + k : base + n]
+        return n - k
+
+    def apply(self, slot: int, at: float, value: float, now: float) -> float | None:
+        """The series' value under ``fn``, remembering the point (once per point time)."""
+        last_t = self.last_t[slot]
+        new = last_t == _INF or at > last_t
+        since = now - self.window
+        n = self.count[slot]
+        fn = self.fn
+        if fn == "rate":
+            if new:
+                n = self._push(slot, n, at, value)
+            base, t = slot * self.cap, self.t
+            k = 0
+            while k < n and t[base + k] < since:
+                k += 1
+            n = self.count[slot] = self._drop_front(base, n, k)
+            self.last_t[slot] = at
+            if n < 2 or t[base + n - 1] <= t[base]:
+                return None
+            pts = self.v[base : base + n]
+            increase = sum(b - a if b >= a else b for a, b in itertools.pairwise(pts))
+            return increase / (t[base + n - 1] - t[base])
+        if fn == "resets":
+            if new and last_t != _INF and value < self.last_v[slot]:
+                n = self._push(slot, n, at, value)
+            base, t = slot * self.cap, self.t
+            k = 0
+            while k < n and t[base + k] < since:
+                k += 1
+            n = self.count[slot] = self._drop_front(base, n, k)
+            if new:
+                self.last_t[slot], self.last_v[slot] = at, value
+            return float(n)
+        # max_over_time: a monotonic queue keeps it one point for steady series
+        if new:
+            v = self.v
+            base = slot * self.cap
+            while n and v[base + n - 1] <= value:
+                n -= 1
+            n = self._push(slot, n, at, value)
+            self.last_t[slot] = at
+        base, t = slot * self.cap, self.t
+        k = 0
+        while n - k > 1 and t[base + k] < since:
+            k += 1
+        n = self.count[slot] = self._drop_front(base, n, k)
+        return self.v[base]
+
+
+class _Memory:
+    """The series memory of one target: label sets interned to slot numbers shared by
+    every column, and one :class:`_Column` per (metric, fn, window)."""
+
+    __slots__ = ("columns", "free", "names", "slots", "uses")
+
+    def __init__(self) -> None:
+        #: Series id (:meth:`_Source.sid`) -> slot.
+        self.slots: dict[str, int] = {}
+        self.names: list[str | None] = []
+        #: How many columns hold each slot.
+        self.uses = array("I")
+        self.free: list[int] = []
+        self.columns: dict[tuple[str, str, float], _Column] = {}
+
+    def column(self, metric: str, fn: str, window: float) -> _Column:
+        col = self.columns.get((metric, fn, window))
+        if col is None:
+            col = self.columns[(metric, fn, window)] = _Column(fn, window)
+        return col
+
+    def slot(self, sid: str, col: _Column) -> int:
+        slot = self.slots.get(sid)
+        if slot is None:
+            if self.free:
+                slot = self.free.pop()
+                self.names[slot] = sid
+            else:
+                slot = len(self.names)
+                self.names.append(sid)
+                self.uses.append(0)
+            self.slots[sid] = slot
+        if col.reserve(slot):
+            self.uses[slot] += 1
+        return slot
+
+    def prune(self, now: float) -> None:
+        """Forget series not seen for longer than their window plus :data:`FORGET_AFTER`."""
+        for col in self.columns.values():
+            cutoff = now - col.window - FORGET_AFTER
+            if not col.last_t or min(col.last_t) >= cutoff:
+                continue
+            for i, at in enumerate(col.last_t):
+                if at < cutoff:
+                    col.release(i)
+                    self.uses[i] -= 1
+                    if not self.uses[i]:
+                        name = self.names[i]
+                        assert name is not None
+                        del self.slots[name]
+                        self.names[i] = None
+                        self.free.append(i)
+
+
+#: A rule's memory of one target: its last observations, their instances (for recover
+#: thresholds) and the probe runs they were computed from (None: none recorded).
+_Verdict = tuple[Sequence[Observation], frozenset[InstanceKey], Inputs | None]
+_NO_VERDICT: _Verdict = ((), _NO_INSTANCES, None)
+
+
+class _TargetState:
+    """What the rules remember of one target: a :data:`_Verdict` per rule (aligned with
+    the target's effective rules; quiet rules share one tuple) and the series memory."""
+
+    __slots__ = ("memory", "rules", "verdicts")
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.verdicts: list[_Verdict] = [_NO_VERDICT] * len(rules)
+        self.memory: _Memory | None = None
+
+    def realign(self, rules: list[Rule]) -> None:
+        """Follow a change of the target's effective rules (its role or group changed)."""
+        old = {r.name: v for r, v in zip(self.rules, self.verdicts, strict=True)}
+        self.verdicts = [old.get(r.name, _NO_VERDICT) for r in rules]
+        self.rules = rules
+
+
+class _Source:
+    """One probe result of an evaluation, labelling its samples as the exporter would
+    (own labels, clashes renamed ``exported_<name>``, plus ``probe`` and, for TCP,
+    ``port``). Samples that share a label tuple (a port's interface metrics) share
+    one labels dict."""
+
+    __slots__ = ("_keys", "_labels", "_sids", "at", "key", "port", "reserved", "result")
+
+    def __init__(self, key: str, result: ProbeResult, now: float, reserved: set[str]) -> None:
+        self.key = key
+        self.result = result
+        self.at = result.started_at + result.duration_seconds if result.started_at else now
+        self.port = key[4:] if key.startswith("tcp-") else None
+        self.reserved = reserved
+        self._labels: dict[int, tuple[Labels, dict[str, str]]] = {}
+        self._keys: dict[int, LabelKey] = {}
+        self._sids: dict[int, str] = {}
+
+    def labels(self, raw: Labels) -> dict[str, str]:
+        found = self._labels.get(id(raw))
+        if found is not None:
+            return found[1]
+        reserved = self.reserved
+        labels: dict[str, str] = {}
+        for name, value in raw:
+            while name in reserved or name in labels:
+                name = f"exported_{name}"
+            labels[name] = value
+        labels["probe"] = self.key
+        if self.port is not None:
+            labels["port"] = self.port  # PromQL: label_replace from probe="tcp-PORT"
+        self._labels[id(raw)] = (raw, labels)  # raw kept: its id stays unique
+        return labels
+
+    def label_key(self, raw: Labels, labels: dict[str, str]) -> LabelKey:
+        key = self._keys.get(id(raw))
+        if key is None:
+            key = self._keys[id(raw)] = frozenset(labels.items())
+        return key
+
+    def sid(self, raw: Labels, shapes: dict[tuple[str, ...], int]) -> str:
+        """A compact id of the series within its target: the shape (probe name and label
+        names, numbered once per rule set) and the label values."""
+        sid = self._sids.get(id(raw))
+        if sid is None:
+            shape = shapes.setdefault((self.key, *(k for k, _ in raw)), len(shapes))
+            values = "\x1f".join([v for _, v in raw])
+            if values.count("\x1f") == max(0, len(raw) - 1):
+                sid = f"{shape}:{values}"
+            else:  # a value holds the separator: spell it out
+                sid = f"{shape}!{tuple(v for _, v in raw)!r}"
+            self._sids[id(raw)] = sid
+        return sid
+
+
+class _Evaluation:
+    """One :meth:`RuleSet.evaluate` call: the target's samples grouped by metric (label
+    sets and values). A result with a ``series()`` method (the result store's compact
+    results) is read through it, without building ``Sample`` objects."""
+
+    __slots__ = ("_quiet", "now", "points", "shapes", "state", "target")
+
+    def __init__(
+        self, target: TargetInfo, results: Mapping[str, ProbeResult], now: float,
+        state: _TargetState, shapes: dict[tuple[str, ...], int],
+    ) -> None:  # fmt: skip
+        self.target = target
+        self.now = now
+        self.state = state
+        self.shapes = shapes
+        self._quiet: dict[Inputs, _Verdict] = {}
+        reserved = {*IDENTITY, *target.labels}
+        self.points: dict[str, list[tuple[_Source, list[Labels], list[float]]]] = {}
+        for key, result in results.items():
+            source = _Source(key, result, now, reserved)
+            mine: dict[str, tuple[list[Labels], list[float]]] = {}
+            series = getattr(result, "series", None)
+            rows: Iterable[tuple[str, Labels, float]] = (
+                series()
+                if callable(series)
+                else ((s.metric, s.labels, s.value) for s in result.samples)
+            )
+            for metric, labels, value in rows:
+                found = mine.get(metric)
+                if found is None:
+                    found = mine[metric] = ([], [])
+                found[0].append(labels)
+                found[1].append(value)
+            for metric, (label_sets, numbers) in mine.items():
+                self.points.setdefault(metric, []).append((source, label_sets, numbers))
+
+    def quiet(self, inputs: Inputs | None) -> _Verdict:
+        """The verdict "no instances" computed from ``inputs``: one tuple per inputs."""
+        if inputs is None:
+            return _NO_VERDICT
+        found = self._quiet.get(inputs)
+        if found is None:
+            found = self._quiet[inputs] = ((), _NO_INSTANCES, inputs)
+        return found
+
+    def memory(self) -> _Memory:
+        if self.state.memory is None:
+            self.state.memory = _Memory()
+        return self.state.memory
+
+
 class RuleSet:
-    """The effective rules plus the per-series memory rates and histories need."""
+    """The effective rules plus what rates, histories and hysteresis remember."""
 
     def __init__(self, rules: Sequence[Rule], overrides: Sequence[Override] = ()) -> None:
         self.rules = list(rules)
         self.overrides = list(overrides)
-        self._effective: dict[tuple[str, str, str], list[Rule]] = {}
-        self._tracks: dict[str, dict[tuple[Any, ...], _Track]] = {}
-        #: Active instances per (target, rule), for recover thresholds.
-        self._active: dict[tuple[str, str], set[LabelKey]] = {}
-        self._last: dict[tuple[str, str], list[Observation]] = {}
+        #: The names each override level mentions: other targets share effective rules.
+        self._scoped = {
+            level: {o.scope[1] for o in self.overrides if o.scope[0] == level}
+            for level in ("role", "group", "target")
+        }
+        self._effective: dict[tuple[str | None, str | None, str | None], list[Rule]] = {}
+        self._states: dict[str, _TargetState] = {}
+        #: Series shapes (probe name + label names) -> number, for compact series ids.
+        self._shapes: dict[tuple[str, ...], int] = {}
         #: Probe kinds each rule reads, by rule name.
         self._deps: dict[str, frozenset[str] | None] = {}
-        #: The input runs each (target, rule)'s last verdict was computed from.
-        self._inputs: dict[tuple[str, str], tuple[tuple[str, float, float], ...]] = {}
 
     @classmethod
     def from_settings(cls, settings: RulesSettings) -> RuleSet:
@@ -424,14 +730,19 @@ class RuleSet:
 
     def effective(self, role: str, group: str, target: str) -> list[Rule]:
         """The rules of a target with this role and group (disabled ones left out)."""
-        key = (role, group, target)
+        scoped = self._scoped
+        key = (
+            role if role in scoped["role"] else None,
+            group if group in scoped["group"] else None,
+            target if target in scoped["target"] else None,
+        )
         if key not in self._effective:
             self._effective[key] = [
                 r for r in (self._apply(rule, key) for rule in self.rules) if r.enabled
             ]
         return self._effective[key]
 
-    def _apply(self, rule: Rule, key: tuple[str, str, str]) -> Rule:
+    def _apply(self, rule: Rule, key: tuple[str | None, str | None, str | None]) -> Rule:
         for level, value in zip(("role", "group", "target"), key, strict=True):
             for override in self.overrides:
                 if override.scope == (level, value) and rule.name in override.rules:
@@ -450,42 +761,53 @@ class RuleSet:
         SNMP-based rules keep their last verdict (toner is still low while the printer
         sleeps; the reachability rules say why data is missing).
         """
-        points = self._points(target, results, now)
-        tracks = self._tracks.setdefault(target.name, {})
-        out: list[Observation] = []
         rules = self.effective(
             target.labels.get("role", ""), target.labels.get("group", ""), target.name
         )
+        state = self._states.get(target.name)
+        if state is None:
+            state = self._states[target.name] = _TargetState(rules)
+        elif state.rules is not rules:
+            state.realign(rules)
+        ev = _Evaluation(target, results, now, state, self._shapes)
+        out: list[Observation] = []
         snmp = [r for key, r in results.items() if _probe_matches("snmp", key)]
         snmp_failed = bool(snmp) and not any(r.status.success for r in snmp)
-        for rule in rules:
+        by_kinds: dict[frozenset[str], Inputs | None] = {}
+        verdicts = state.verdicts
+        for i, rule in enumerate(rules):
+            last = verdicts[i]
             if snmp_failed and self._held(rule):
-                out += self._last.get((target.name, rule.name), [])
+                out += last[0]
                 continue
-            if not any(c.metrics[0] in points for c in rule.clauses):
+            if not any(c.metrics[0] in ev.points for c in rule.clauses):
                 # Nothing to compare (an ICMP-only machine and a printer rule): inactive.
-                self._active.pop((target.name, rule.name), None)
-                self._last.pop((target.name, rule.name), None)
+                verdicts[i] = ev.quiet(last[2])
                 continue
             if rule.name not in self._deps:  # overrides never change a rule's metrics
                 self._deps[rule.name] = _dependencies(rule)
             kinds = self._deps[rule.name]
-            inputs = None if kinds is None else tuple(
-                (key, r.started_at, r.duration_seconds) for key, r in sorted(results.items())
-                if any(_probe_matches(k, key) for k in kinds)
-            )  # fmt: skip
-            if inputs is not None and any(at == 0 for _, at, _ in inputs):
-                inputs = None  # results without run times (hand-made): always evaluate
-            if inputs is not None and self._inputs.get((target.name, rule.name)) == inputs:
+            inputs = None
+            if kinds is not None:
+                if kinds not in by_kinds:  # one tuple, shared by the rules reading the same
+                    found = tuple(
+                        (key, r.started_at, r.duration_seconds)
+                        for key, r in sorted(results.items())
+                        if any(_probe_matches(k, key) for k in kinds)
+                    )
+                    # results without run times (hand-made): always evaluate
+                    by_kinds[kinds] = None if any(at == 0 for _, at, _ in found) else found
+                inputs = by_kinds[kinds]
+            if inputs is not None and last[2] == inputs:
                 # Only another probe's result is new (a switch's ping, not its SNMP walk).
-                out += self._last.get((target.name, rule.name), [])
+                out += last[0]
                 continue
-            observations = self._rule(rule, target, points, tracks, now)
-            self._last[(target.name, rule.name)] = observations
-            if inputs is not None:
-                self._inputs[(target.name, rule.name)] = inputs
+            observations, active = self._rule(rule, ev, last[1])
+            inputs = last[2] if inputs is None else inputs
+            verdicts[i] = (observations, active, inputs) if observations else ev.quiet(inputs)
             out += observations
-        _prune(tracks, now)
+        if state.memory is not None:
+            state.memory.prune(now)
         return out
 
     @staticmethod
@@ -493,65 +815,45 @@ class RuleSet:
         """Whether the rule keeps its last verdict while the SNMP probe fails."""
         return not rule.reachability and _metric_kind(rule.metrics[0]) == "snmp"
 
-    def _points(
-        self, target: TargetInfo, results: Mapping[str, ProbeResult], now: float
-    ) -> dict[str, list[_Point]]:
-        reserved = {*IDENTITY, *target.labels}
-        points: dict[str, list[_Point]] = {}
-        for key, result in results.items():
-            at = result.started_at + result.duration_seconds if result.started_at else now
-            port = key[4:] if key.startswith("tcp-") else None
-            for s in result.samples:
-                labels: dict[str, str] = {}
-                for name, value in s.labels:
-                    while name in reserved or name in labels:
-                        name = f"exported_{name}"
-                    labels[name] = value
-                labels["probe"] = key
-                if port is not None:
-                    labels["port"] = port  # PromQL: label_replace from probe="tcp-PORT"
-                points.setdefault(s.metric, []).append(_Point(labels, s.value, at, result))
-        return points
-
-    def _series(
-        self,
-        series: Series,
-        points: Mapping[str, list[_Point]],
-        tracks: dict[tuple[Any, ...], _Track],
-        now: float,
-    ) -> dict[LabelKey, _Value]:
+    def _series(self, series: Series, ev: _Evaluation) -> dict[LabelKey, _Value]:
         """Values of a series by label set; several metrics are summed (inner join)."""
         per_metric: list[dict[LabelKey, _Value]] = []
+        fn, window, now = series.fn, series.window, ev.now
+        filtered = bool(series.match or series.exclude)  # the probe is checked per source
         for metric in series.metrics:
             values: dict[LabelKey, _Value] = {}
-            for p in points.get(metric, ()):
-                if not _selected(series, p.labels):
+            col: _Column | None = None
+            for source, label_sets, numbers in ev.points.get(metric, ()):
+                if not _probe_matches(series.probe, source.key):
                     continue
-                key = frozenset(p.labels.items())
-                if series.fn == "value":  # no memory needed
-                    values[key] = _Value(p.value, p.labels, p.result)
-                    continue
-                # One compact string per series (a frozenset key cost ~1 KB each).
-                sid = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(p.labels.items()))
-                track = tracks.setdefault((metric, sid, series.fn, series.window), _Track())
-                v = _apply_fn(series.fn, series.window, track, p, now)
-                if v is not None:
-                    values[key] = _Value(v, p.labels, p.result)
+                for raw, number in zip(label_sets, numbers, strict=True):
+                    labels = source.labels(raw)
+                    if filtered and not _selected(series, labels):
+                        continue
+                    key = source.label_key(raw, labels)
+                    if fn == "value":  # no memory needed
+                        values[key] = _Value(number, labels, source.result)
+                        continue
+                    memory = ev.memory()
+                    if col is None:
+                        col = memory.column(metric, fn, window)
+                    slot = memory.slot(source.sid(raw, ev.shapes), col)
+                    v = col.apply(slot, source.at, number, now)
+                    if v is not None:
+                        values[key] = _Value(v, labels, source.result)
             per_metric.append(values)
         first, *rest = per_metric
         out: dict[LabelKey, _Value] = {}
         for key, val in first.items():
             if all(key in other for other in rest):
-                out[key] = _Value(val.value + sum(o[key].value for o in rest), val.labels, val.result)
+                total = val.value + sum(o[key].value for o in rest)
+                out[key] = _Value(total, val.labels, val.result)
         return out
 
-    def _clause_values(
-        self, rule: Rule, clause: Clause, points: Mapping[str, list[_Point]],
-        tracks: dict[tuple[Any, ...], _Track], now: float,
-    ) -> dict[LabelKey, _Value]:  # fmt: skip
-        values = self._series(clause, points, tracks, now)
+    def _clause_values(self, rule: Rule, clause: Clause, ev: _Evaluation) -> dict[LabelKey, _Value]:
+        values = self._series(clause, ev)
         if clause.divide_by is not None:
-            divisors = self._series(clause.divide_by, points, tracks, now)
+            divisors = self._series(clause.divide_by, ev)
             values = {
                 k: _Value(v.value / d.value, v.labels, v.result)
                 for k, v in values.items()
@@ -560,65 +862,72 @@ class RuleSet:
         if clause.aggregate is not None:
             groups: dict[LabelKey, list[_Value]] = {}
             for v in values.values():
-                labels = {k: v.labels[k] for k in ("probe", *(rule.instance or ())) if k in v.labels}
+                names = ("probe", *(rule.instance or ()))
+                labels = {k: v.labels[k] for k in names if k in v.labels}
                 groups.setdefault(frozenset(labels.items()), []).append(v)
+            agg = _AGGREGATE[clause.aggregate]
             values = {
-                k: _Value(_AGGREGATE[clause.aggregate]([x.value for x in vs]), dict(k), vs[0].result)
+                k: _Value(agg([x.value for x in vs]), dict(k), vs[0].result)
                 for k, vs in groups.items()
             }
         return values
 
     def _passes(
-        self, labels: Mapping[str, str], conds: Iterable[Condition],
-        points: Mapping[str, list[_Point]], tracks: dict[tuple[Any, ...], _Track], now: float,
+        self, labels: Mapping[str, str], conds: Iterable[Condition], ev: _Evaluation,
+        passing: dict[int, set[tuple[str, ...]]],
     ) -> list[bool]:  # fmt: skip
+        """Each condition's verdict for a value with these labels. A condition's values
+        are computed once per clause (``passing``: the ``on`` label values that pass)."""
         verdicts = []
         for cond in conds:
-            ok = OPS[cond.op]
-            wanted = tuple(labels.get(n, "") for n in cond.on)
-            verdicts.append(any(
-                ok(v.value, cond.threshold) and tuple(v.labels.get(n, "") for n in cond.on) == wanted
-                for v in self._series(cond, points, tracks, now).values()
-            ))  # fmt: skip
+            found = passing.get(id(cond))
+            if found is None:
+                ok, on = OPS[cond.op], cond.on
+                found = passing[id(cond)] = {
+                    tuple(v.labels.get(n, "") for n in on)
+                    for v in self._series(cond, ev).values()
+                    if ok(v.value, cond.threshold)
+                }
+            verdicts.append(tuple(labels.get(n, "") for n in cond.on) in found)
         return verdicts
 
     def _rule(
-        self, rule: Rule, target: TargetInfo, points: Mapping[str, list[_Point]],
-        tracks: dict[tuple[Any, ...], _Track], now: float,
-    ) -> list[Observation]:  # fmt: skip
-        found: dict[LabelKey, tuple[Clause, _Value]] = {}
+        self, rule: Rule, ev: _Evaluation, was_active: frozenset[InstanceKey]
+    ) -> tuple[list[Observation], frozenset[InstanceKey]]:
+        """The rule's observations and their instances."""
+        found: dict[InstanceKey, tuple[Clause, _Value]] = {}
         for clause in rule.clauses:
-            for val in self._clause_values(rule, clause, points, tracks, now).values():
-                inst = _instance(rule, clause, val.labels)
-                ikey = frozenset(inst.items())
+            passing: dict[int, set[tuple[str, ...]]] = {}
+            for val in self._clause_values(rule, clause, ev).values():
+                ikey = tuple(sorted(_instance(rule, clause, val.labels).items()))
                 if ikey in found:
                     continue
                 uplink = bool(rule.uplinks) and val.labels.get("if_name") in rule.uplinks
-                if not uplink and not all(self._passes(val.labels, clause.and_, points, tracks, now)):
+                if not uplink and not all(self._passes(val.labels, clause.and_, ev, passing)):
                     continue
-                if any(self._passes(val.labels, clause.unless, points, tracks, now)):
+                if any(self._passes(val.labels, clause.unless, ev, passing)):
                     continue
                 ok, thr = OPS[clause.op], clause.threshold
                 assert thr is not None
-                was = ikey in self._active.get((target.name, rule.name), ())
+                recover = clause.recover
                 if ok(val.value, thr) or (
-                    was and clause.recover is not None and ok(val.value, clause.recover)
+                    recover is not None and ikey in was_active and ok(val.value, recover)
                 ):
                     found[ikey] = (clause, val)
-        if found:
-            self._active[(target.name, rule.name)] = set(found)
-        else:
-            self._active.pop((target.name, rule.name), None)
-        out = []
-        for ikey, (clause, val) in found.items():
-            out.append(self._observation(rule, clause, target, dict(ikey), val))
-        return out
+        observations = [
+            self._observation(rule, clause, ev.target, dict(ikey), val)
+            for ikey, (clause, val) in found.items()
+        ]
+        return observations, frozenset(found) if found else _NO_INSTANCES
 
     def _observation(
         self, rule: Rule, clause: Clause, target: TargetInfo, inst: dict[str, str], val: _Value
     ) -> Observation:
-        labels = {"alertname": rule.name, "severity": rule.severity.value, "target": target.name}
-        labels |= {k: target.labels[k] for k in TARGET_LABELS if k in target.labels and k not in labels}
+        # In the engine's order (target, its labels, the rule's), so that it can keep this
+        # dict rather than a copy.
+        labels = {"target": target.name}
+        labels |= {k: v for k, v in target.labels.items() if k in TARGET_LABELS and k != "target"}
+        labels |= {"alertname": rule.name, "severity": rule.severity.value}
         labels |= {k: v for k, v in inst.items() if k not in labels}
         ctx = _Context({**target.labels, **val.labels})
         ctx |= {"target": target.name, "value": _Num(val.value),
@@ -721,48 +1030,6 @@ def _instance(rule: Rule, clause: Clause, labels: Mapping[str, str]) -> dict[str
     if rule.instance is not None:
         return {k: labels[k] for k in rule.instance if labels.get(k)}
     return {k: v for k, v in labels.items() if k != "probe" and k not in clause.match}
-
-
-def _apply_fn(fn: str, window: float, track: _Track, p: _Point, now: float) -> float | None:
-    """The series' value under ``fn``, remembering the point (once per point time)."""
-    new = track.last is None or p.at > track.last[0]
-    since = now - window
-    if fn == "value":
-        track.last = (p.at, p.value)
-        return p.value
-    if fn == "rate":
-        if new:
-            track.points.append((p.at, p.value))
-        while track.points and track.points[0][0] < since:
-            del track.points[0]
-        track.last = (p.at, p.value)
-        pts = track.points
-        if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
-            return None
-        increase = sum(b - a if b >= a else b for (_, a), (_, b) in itertools.pairwise(pts))
-        return increase / (pts[-1][0] - pts[0][0])
-    if fn == "resets":
-        if new and track.last is not None and p.value < track.last[1]:
-            track.resets.append(p.at)
-        while track.resets and track.resets[0] < since:
-            del track.resets[0]
-        track.last = (p.at, p.value) if new else track.last
-        return float(len(track.resets))
-    # max_over_time: a monotonic queue keeps it O(1) memory for steady series
-    if new:
-        while track.points and track.points[-1][1] <= p.value:
-            track.points.pop()
-        track.points.append((p.at, p.value))
-        track.last = (p.at, p.value)
-    while len(track.points) > 1 and track.points[0][0] < since:
-        del track.points[0]
-    return track.points[0][1]
-
-
-def _prune(tracks: dict[tuple[Any, ...], _Track], now: float) -> None:
-    """Forget series not seen for longer than their window (removed ports, disks)."""
-    for key in [k for k, t in tracks.items() if t.last and t.last[0] < now - k[3] - 3600]:
-        del tracks[key]
 
 
 # --- PromQL -------------------------------------------------------------------------

@@ -18,6 +18,10 @@ Choices worth knowing:
   restarts (and wraps after 497 days); it stays active for the 15 minute window.
 - ``interface_down`` only watches ports seen up in the last day (so unused ports stay
   quiet) plus the ports an override lists as ``uplinks``; admin-down ports never alert.
+- ``snmp_not_responding`` and ``snmp_auth_failure`` read ``netmon_probe_status``, which is
+  one series per probe run labelled with its status (not a state set of zeros): the
+  ``status="timeout"`` series exists only while the SNMP probe times out. They keep
+  ``== 1``, which also holds for an older netmon that served the whole state set.
 - ``disk_nearly_full`` skips pseudo and read-only mounts that are always "full"
   (/run, /dev, /sys, /proc, /snap, /media, ISO images).
 """

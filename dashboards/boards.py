@@ -304,7 +304,7 @@ def device() -> Board:
                     "also wraps after 497 days.").thresholds(steps((None, "green"), (1, "orange"))),
               q(f"max(resets(netmon_device_uptime_seconds{{{t}}}[$__range]))", instant=True), w=4, h=5)
     board.add(_table("Probe status", "The outcome of each probe's last run.", LABELS_ONLY),
-              q(f"max by (probe, status) (netmon_probe_status{{{t}}} == 1)", table=True), w=10, h=5)
+              q(f"max by (probe, status) (netmon_probe_status{{{t}}})", table=True), w=10, h=5)
     board.add(statetimeline.Panel().title("Probes over time").mappings(UP_DOWN),
               q(f"netmon_probe_success{{{t}}}", "{{probe}}"), w=24, h=5)
     board.add(_series("Round-trip time", "s"), q(f"netmon_icmp_rtt_seconds{{{t}}}", "{{stat}}"),

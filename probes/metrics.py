@@ -4,6 +4,9 @@ Probes emit :class:`probes.result.Sample` objects by name; the exporter turns th
 metric families using this table, and a test checks every emitted name is listed here.
 State sets (one series per state, value 1 for the current one) are gauges with a
 ``state``/``status``/``condition`` label. ``_info`` gauges always have value 1.
+``netmon_probe_status`` is deliberately not a state set: it carries only the current
+outcome (value 1), because dashboards and rules only ever ask for the current status and
+the ten zero series per job were a quarter of all exported series.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ METRICS: dict[str, MetricDef] = {
     # --- every probe (added by the runner, not by probes) ---
     "netmon_probe_success": _g("1 if the probe's status is ok or partial, else 0."),
     "netmon_probe_duration_seconds": _g("Wall time the probe run took."),
-    "netmon_probe_status": _g("Outcome of the last probe run, one series per status; 1 marks the current one."),
+    "netmon_probe_status": _g(
+        "Outcome of the last probe run: one series per job, its status label the outcome "
+        "(ok, partial, timeout, unreachable, refused, dns_error, auth_error, protocol_error, "
+        "permission_error, config_error, error); value always 1."
+    ),
     # --- ICMP ---
     "netmon_icmp_packets_sent": _g("Echo requests sent in the last probe run."),
     "netmon_icmp_packets_received": _g("Echo replies received in the last probe run."),

@@ -83,14 +83,26 @@ def _supply(index: str, ratio: float | None, state: str) -> list[Sample]:
 
 TARGETS = {
     "sw-a": TargetInfo("sw-a", {"role": "switch", "group": "core", "site": "main"}),
+    "sw-b": TargetInfo("sw-b", {"role": "switch", "group": "core", "site": "main"}),
     "pc-1": TargetInfo("pc-1", {"role": "lab", "group": "lab"}),
     "lib-mfp": TargetInfo("lib-mfp", {"role": "printer", "group": "printers"}),
     "lib-mfp-2": TargetInfo("lib-mfp-2", {"role": "printer", "group": "printers"}),
 }
 
 
+def _sw_b_snmp(minute: int, t: float) -> ProbeResult:
+    """sw-b's SNMP agent: fine, silent from 5m (ping still works), then from 18m it
+    rejects the community. ``netmon_probe_status`` is one series per run, so the
+    ``timeout`` series vanishes at 18m (Prometheus marks it stale)."""
+    if minute < 5:
+        return _result(Status.OK, [Sample.of("netmon_device_uptime_seconds", 9000 + t,
+                                             source="sysUpTime")], t)  # fmt: skip
+    return _result(Status.TIMEOUT if minute < 18 else Status.AUTH_ERROR, [], t)
+
+
 def scenario(i: int) -> dict[str, dict[str, ProbeResult]]:
-    """Minute ``i`` of a small school: every series present at every step."""
+    """Minute ``i`` of a small school. Series come and go as the probes' would (a
+    probe's status series, sw-b's uptime while its agent is silent)."""
     t = float(i * STEP)
     minute = i
     uptime = (5000 + t) if minute < 12 else (t - 12 * STEP + 10)  # sw-a reboots at 12m
@@ -112,6 +124,7 @@ def scenario(i: int) -> dict[str, dict[str, ProbeResult]]:
     ], t)  # fmt: skip
     return {
         "sw-a": {"icmp": _icmp(10 - loss, t), "snmp": sw_snmp},
+        "sw-b": {"icmp": _icmp(10, t), "snmp": _sw_b_snmp(minute, t)},
         "pc-1": {"icmp": _icmp(0 if minute >= 3 else 10, t)},
         "lib-mfp": {"icmp": _icmp(0 if minute >= 5 else 10, t), "snmp": printer,
                     "tcp-9100": _result(Status.REFUSED if minute >= 1 else Status.OK, [], t)},
@@ -119,11 +132,16 @@ def scenario(i: int) -> dict[str, dict[str, ProbeResult]]:
     }  # fmt: skip
 
 
-def python_firing(rs: RuleSet) -> dict[Key, int]:
-    """Instances firing at the last step, by :data:`BY` labels: the engine's
-    pending -> firing rule (active for ``for`` at every evaluation)."""
+#: Steps whose firing alerts are compared (minutes): sw-b's SNMP silence fires at 15m
+#: and has ended at 20m, when its credentials are rejected.
+CHECKED = (15, STEPS - 1)
+
+
+def python_firing(rs: RuleSet) -> dict[int, dict[Key, int]]:
+    """Instances firing at each :data:`CHECKED` step, by :data:`BY` labels: the
+    engine's pending -> firing rule (active for ``for`` at every evaluation)."""
     since: dict[Key, float] = {}
-    firing: dict[Key, int] = {}
+    out: dict[int, dict[Key, int]] = {}
     for i in range(STEPS):
         now = float(i * STEP)
         seen: dict[Key, float] = {}
@@ -132,8 +150,9 @@ def python_firing(rs: RuleSet) -> dict[Key, int]:
                 key = tuple(sorted((k, v) for k, v in obs.labels.items() if k in BY))
                 seen[key] = obs.for_seconds
         since = {k: since.get(k, now) for k in seen}
-        firing = {k: 1 for k, hold in seen.items() if now - since[k] >= hold}
-    return firing
+        if i in CHECKED:
+            out[i] = {k: 1 for k, hold in seen.items() if now - since[k] >= hold}
+    return out
 
 
 def input_series() -> list[dict[str, str]]:
@@ -145,6 +164,10 @@ def input_series() -> list[dict[str, str]]:
                 for s in result.samples:
                     key = (s.metric, frozenset(series_labels(identity, s.labels).items()))
                     series.setdefault(key, ["_"] * STEPS)[i] = repr(s.value)
+    for values in series.values():  # gone from a scrape: Prometheus writes a stale marker
+        for i in range(1, STEPS):
+            if values[i] == "_" and values[i - 1] not in ("_", "stale"):
+                values[i] = "stale"
     out = []
     for (metric, labels), values in sorted(series.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1]))):
         text = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels))
@@ -170,36 +193,39 @@ def test_prometheus_fires_what_the_python_evaluator_fires(tmp_path: Path) -> Non
     (tmp_path / "rules.yml").write_text(
         yaml.safe_dump(RuleSet.from_settings(settings).export_prometheus(), sort_keys=False)
     )
-    expected = python_firing(RuleSet.from_settings(settings))
+    checked = python_firing(RuleSet.from_settings(settings))
+    expected = checked[STEPS - 1]
     fired = {dict(k)["alertname"] + "/" + dict(k)["target"] for k in expected}
     # the scenario is meant to exercise these (and NOT device_down on the lab PC,
     # disabled for its group, nor supply_low on lib-mfp-2 whose threshold is 3 %)
     assert fired >= {
         "device_down/lib-mfp", "high_packet_loss/sw-a", "interface_down/sw-a",
         "interface_errors/sw-a", "device_rebooted/sw-a", "printer_supply_low/lib-mfp",
-        "tcp_service_down/lib-mfp", "busy_printer/lib-mfp",
+        "tcp_service_down/lib-mfp", "busy_printer/lib-mfp", "snmp_auth_failure/sw-b",
     }  # fmt: skip
     assert "device_down/pc-1" not in fired
+    assert "snmp_not_responding/sw-b" not in fired
+    assert ("alertname", "snmp_not_responding") in {p for k in checked[15] for p in k}
     assert [dict(k) for k in expected if dict(k)["target"] == "lib-mfp-2"
             and dict(k)["alertname"] == "printer_supply_low"] == [
         {"alertname": "printer_supply_low", "target": "lib-mfp-2", "index": "1.3", "supply": "Toner 1.3"}
     ]  # fmt: skip
     assert [dict(k)["if_name"] for k in expected if dict(k)["alertname"] == "interface_down"] == ["Gi0/1"]
-    samples = [
-        {"labels": "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in key) + "}", "value": n}
-        for key, n in sorted(expected.items())
-    ]
+    tests = [{
+        "expr": f'count by ({", ".join(BY)}) (ALERTS{{alertstate="firing"}})',
+        "eval_time": f"{step * STEP // 60}m",
+        "exp_samples": [
+            {"labels": "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in key) + "}", "value": n}
+            for key, n in sorted(firing.items())
+        ],
+    } for step, firing in checked.items()]  # fmt: skip
     test = {
         "rule_files": ["rules.yml"],
         "evaluation_interval": "1m",
         "tests": [{
             "interval": "1m",
             "input_series": input_series(),
-            "promql_expr_test": [{
-                "expr": f'count by ({", ".join(BY)}) (ALERTS{{alertstate="firing"}})',
-                "eval_time": f"{(STEPS - 1) * STEP // 60}m",
-                "exp_samples": samples,
-            }],
+            "promql_expr_test": tests,
         }],
     }  # fmt: skip
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))

@@ -489,3 +489,73 @@ def test_a_new_ping_does_not_recompute_snmp_rules_but_a_new_walk_does() -> None:
     refilled = run(snmp(*supply("1.1", "Black Toner", 0.9, "ok")), 220.0)
     got = active(rs, PRINTER, {"icmp": run(icmp(3, 3), 220.0), "snmp": refilled}, 221)
     assert "printer_supply_low" not in got and "device_down" not in got
+
+
+# --- memory -------------------------------------------------------------------------
+
+
+def test_a_series_unseen_for_its_window_plus_an_hour_is_forgotten() -> None:
+    """Memory of a series outlives its window by an hour (a port or disk that comes
+    back continues), then it is forgotten at the next evaluation of the target."""
+
+    def up(seconds: float) -> dict[str, ProbeResult]:
+        uptime = Sample.of("netmon_device_uptime_seconds", seconds, source="sysUpTime")
+        return {"snmp": snmp(uptime)}
+
+    window_and_hour = 15 * 60 + 3600
+    for gap, remembered in ((window_and_hour - 60, True), (window_and_hour + 60, False)):
+        rs = rules()
+        assert "device_rebooted" not in active(rs, SWITCH, up(5000), 0)
+        # only pings in between: the uptime series is not seen
+        assert "device_rebooted" not in active(rs, SWITCH, {"icmp": icmp(3, 3)}, gap)
+        got = active(rs, SWITCH, up(30), gap + 30)  # lower than the remembered 5000
+        assert ("device_rebooted" in got) is remembered, gap
+
+
+def test_rule_memory_per_switch_port_is_small() -> None:
+    """What the rules keep per interface (four series with memory: two rates, two
+    max_over_time) stays a few hundred bytes: flat arrays, not objects per series."""
+    import gc
+    import tracemalloc
+
+    rs = rules()
+    switches = [TargetInfo(f"sw-{i}", {"role": "switch", "group": "closets"}) for i in range(20)]
+
+    def walk(t: float) -> ProbeResult:
+        samples: list[Sample] = []
+        for k in range(1, 49):
+            errors = t // 60 * (k % 2)  # slowly moving counters: no alert
+            samples += iface(str(10100 + k), f"Gi1/0/{k}", oper=int(k < 40), errors=errors)
+        return dataclasses.replace(snmp(*samples), started_at=t, duration_seconds=0.5)
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for t in (0.0, 60.0, 120.0, 180.0):
+            for sw in switches:
+                rs.evaluate(sw, {"snmp": walk(t)}, t + 1)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    per_port = kept / (len(switches) * 48)
+    assert per_port < 1000, f"{per_port:.0f} bytes per port"  # ~2,900 with objects per series
+
+
+def test_the_stores_compact_results_give_the_same_verdicts() -> None:
+    """The daemon hands the rules the store's compact results (read through ``series()``,
+    without Sample objects): same observations as the probe's own results."""
+    from monitor.store import CompactResult
+
+    plain, compact = rules(), rules()
+    for t, (oper, errors) in enumerate([(1, 0.0), (1, 600.0), (0, 1800.0)]):
+        at = 60.0 * t
+        results = {
+            "icmp": dataclasses.replace(icmp(3, 3), started_at=at, duration_seconds=0.5),
+            "snmp": dataclasses.replace(snmp(*iface("1", "Gi0/1", oper=oper, errors=errors)),
+                                        started_at=at, duration_seconds=0.5),
+        }  # fmt: skip
+        want = plain.evaluate(SWITCH, results, at + 1)
+        got = compact.evaluate(SWITCH, {k: CompactResult.of(r) for k, r in results.items()}, at + 1)
+        assert got == want
+    assert {o.rule for o in want} == {"interface_down", "interface_errors"}
