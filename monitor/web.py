@@ -48,14 +48,13 @@ import asyncio
 import base64
 import binascii
 import hmac
-import io
 import logging
 import os
 import re
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -422,15 +421,37 @@ def gzip_exposition(
     cache: RenderCache | None = None,
 ) -> bytes:
     """The exposition of :func:`monitor.exporter.render`, gzip-compressed (one gzip
-    member, :data:`GZIP_LEVEL`) chunk by chunk as it is written, so the uncompressed
-    text (~90 MB at district scale) never exists in one piece. zlib releases the GIL
-    while it compresses."""
+    member, :data:`GZIP_LEVEL`) chunk by chunk as it is written."""
+    return b"".join(_encoded(render_chunks(store, now, extra, cache), gzipped=True))
+
+
+def _encoded(chunks: Iterable[bytes], *, gzipped: bool) -> Iterator[bytes]:
+    """``chunks`` as they go on the wire: gzip-compressed chunk by chunk (one gzip member,
+    :data:`GZIP_LEVEL`; zlib releases the GIL while it compresses) or as they are."""
+    if not gzipped:
+        yield from chunks
+        return
     packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip
-    out = io.BytesIO()
-    for chunk in render_chunks(store, now, extra, cache):
-        out.write(packer.compress(chunk))
-    out.write(packer.flush())
-    return out.getvalue()
+    for chunk in chunks:
+        if packed := packer.compress(chunk):
+            yield packed
+    yield packer.flush()
+
+
+#: Bytes of exposition handed from the rendering thread to the event loop at a time.
+STREAM_BATCH = 1 << 20
+
+
+def _next_batch(chunks: Iterator[bytes]) -> tuple[bytes, bool]:
+    """Up to about :data:`STREAM_BATCH` bytes from ``chunks``, and whether they ran out."""
+    batch: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_BATCH:
+            return b"".join(batch), False
+    return b"".join(batch), True
 
 
 def _exposition(body: bytes, *, gzipped: bool = False) -> web.Response:
@@ -440,23 +461,45 @@ def _exposition(body: bytes, *, gzipped: bool = False) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
+async def _stream_exposition(
+    request: web.Request, chunks: Iterator[bytes], *, gzipped: bool
+) -> web.StreamResponse:
+    """Send ``chunks`` as the answer, rendered (and compressed) in a worker thread a batch
+    at a time and written as the client takes them. A district's scrape is ~80 MB of
+    text: built whole, it and the socket's copy of what the client had not yet read
+    were the process's peak memory; streamed, a scrape holds one batch in flight."""
+    stream = _encoded(chunks, gzipped=gzipped)
+    # The first batch includes collecting the snapshot: if that fails, the client still
+    # gets a plain 500 rather than a cut-off 200.
+    body, done = await asyncio.to_thread(_next_batch, stream)
+    if done:
+        return _exposition(body, gzipped=gzipped)
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    await response.prepare(request)
+    while True:
+        await response.write(body)  # waits while the client is behind: bounded memory
+        if done:
+            break
+        body, done = await asyncio.to_thread(_next_batch, stream)
+    await response.write_eof()
+    return response
+
+
 def _bad_request(message: str) -> web.Response:
     return web.Response(status=400, text=message + "\n")
 
 
-async def _metrics(request: web.Request) -> web.Response:
+async def _metrics(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
     extra = backend.extra_samples()
-    # Rendering a large school takes seconds (5,500 targets: ~4 s); a worker thread keeps
-    # the event loop, and so every scheduled probe, running meanwhile. The store hands out
-    # an immutable snapshot, so reading it from another thread is safe.
-    cache = request.app[RENDER_CACHE]
-    if gzip_accepted(request.headers.get("Accept-Encoding")):
-        # Compressed in the same worker thread, chunk by chunk as it is rendered.
-        body = await asyncio.to_thread(gzip_exposition, backend.store, extra=extra, cache=cache)
-        return _exposition(body, gzipped=True)
-    body = await asyncio.to_thread(render, backend.store, extra=extra, cache=cache)
-    return _exposition(body)
+    # Rendering a large school takes a second or more; worker threads keep the event
+    # loop, and so every scheduled probe, running meanwhile. The store hands out an
+    # immutable snapshot, so reading it from another thread is safe.
+    chunks = render_chunks(backend.store, extra=extra, cache=request.app[RENDER_CACHE])
+    gzipped = gzip_accepted(request.headers.get("Accept-Encoding"))
+    return await _stream_exposition(request, chunks, gzipped=gzipped)
 
 
 async def _probe(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from monitor import web as web_module
 from monitor.config import InventoryTarget
 from monitor.exporter import render
 from monitor.store import ResultStore
@@ -239,6 +240,24 @@ async def test_metrics_is_gzipped_when_the_scraper_accepts_gzip(backend: FakeBac
     assert probe_headers["Content-Encoding"] == "gzip"
     probe_series = parse(gzip.decompress(probed).decode())
     assert one(probe_series, "netmon_probe_success", target="lab-pc-2", probe="icmp") == 1
+
+
+async def test_a_large_scrape_is_streamed_in_batches(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above one batch the answer is streamed (chunked), plain or gzipped, and holds
+    exactly what a whole render would: the district-scale scrape is never one buffer."""
+    monkeypatch.setattr(web_module, "STREAM_BATCH", 64)
+    async with running(backend) as url:
+        plain_headers, plain = await _get_raw(f"{url}/metrics", None)
+        gzip_headers, packed = await _get_raw(f"{url}/metrics", "gzip")
+    assert plain_headers.get("Transfer-Encoding") == "chunked"
+    assert gzip_headers.get("Transfer-Encoding") == "chunked"
+    assert gzip_headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed) == plain
+    assert plain == render(backend.store, extra=EXTRA)
+    assert len(plain) > 10 * 64  # many batches, not one
+    assert one(parse(plain.decode()), "netmon_probe_success", target="lab-pc-1", probe="icmp") == 1
 
 
 def test_gzip_accepted_follows_client_python() -> None:
