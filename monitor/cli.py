@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -707,6 +708,10 @@ def run_service_command(opts: argparse.Namespace) -> int:
     if handler is not None:  # a command from a PLUGIN_COMMANDS module
         code: int = handler(opts)
         return code
+    if opts.command == "run":
+        # A SIGHUP's default action ends the process; `run` catches it from before it
+        # reads the config again, so one that comes now loses no reload.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         if opts.command == "inventory" and opts.action == "import":
             return _import_csv(opts)

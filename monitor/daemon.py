@@ -3,19 +3,21 @@
 :class:`Monitor` owns the process-wide pieces (one :class:`ProbeContext`, one
 :class:`ResultStore`, one :class:`ProbeScheduler`) and is the backend the web server
 (:mod:`monitor.web`) talks to. :func:`run` wires it to the web server and to signals:
-SIGHUP reloads the config (a bad one is logged and the old one kept), SIGTERM and
-SIGINT stop cleanly.
+SIGHUP reloads the config (a bad one is logged and the old one kept; signals that come
+during a reload are folded into one more), SIGTERM and SIGINT stop cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +27,14 @@ from alerts.engine import DEFAULT_STATE_FILE
 from alerts.settings import AlertsSettings
 from monitor.config import (
     ConfigFileError,
+    ConfigProblem,
     InventoryTarget,
     NetmonConfig,
     _check_address,
     load_config,
     resolve_targets,
 )
-from monitor.scheduler import ProbeJob, ProbeScheduler, plan_jobs
+from monitor.scheduler import ProbeJob, ProbeScheduler, check_unique, plan_jobs
 from monitor.store import ResultStore, StoredResult
 from probes.context import ProbeContext
 from probes.errors import ConfigError
@@ -72,7 +75,15 @@ class Monitor:
         self._by_name: dict[str, InventoryTarget] = {}
         self._started_at: float | None = None
         self._ready = False
-        self._reload_lock = asyncio.Lock()
+        #: The outcome of the reload that will serve the requests made since the last
+        #: one started; a reload runs in ``_reloader``, never two at once.
+        self._next_reload: asyncio.Future[list[str]] | None = None
+        self._reloader: asyncio.Task[None] | None = None
+        #: While a reload switches configs: targets whose alert evaluation waits for it.
+        self._deferred: set[str] | None = None
+        #: Reload requests (SIGHUP, ``POST /-/reload``) and their outcomes; requests
+        #: minus applied minus rejected were folded into a reload already due.
+        self.reload_counts: Counter[str] = Counter()
 
     @property
     def allow_any_probe_target(self) -> bool:
@@ -86,36 +97,116 @@ class Monitor:
         self.scheduler.start()
         self._started_at = time.monotonic()
         log.info("monitoring %d targets with %d probe jobs", len(targets), len(jobs))
+        if self._next_reload is not None:  # asked for during start-up
+            self._start_reloader()
 
     async def reload(self) -> list[str]:
         """Re-read the config; ``[]`` on success, else its problems (old config kept).
-        Unchanged jobs keep their schedule and latest results."""
-        async with self._reload_lock:
-            try:
-                cfg, targets, jobs = await self._load()
-            except ConfigFileError as exc:
-                problems = [str(p) for p in exc.problems]
-            except (ConfigError, ValueError) as exc:
-                problems = [f"{self.config_path}: {exc}"]
-            else:
-                old = {j.target.name for j in self.scheduler.jobs.values()}
-                self._install(cfg, targets, jobs)
-                if self.alerts is not None:
-                    await self.alerts.reconfigure(
-                        self._alert_settings(cfg), cfg.schedules, _target_infos(targets)
-                    )
-                for name in old - {j.target.name for j in jobs}:
-                    self.store.remove_target(name)
-                log.info("reloaded: %d targets, %d probe jobs", len(targets), len(jobs))
-                return []
-            for problem in problems:
-                log.error("config not reloaded, keeping the running one: %s", problem)
-            return problems
+        Unchanged jobs keep their schedule and latest results. The file is read after
+        this call: a reload already running when it comes is followed by one more."""
+        return await asyncio.shield(self.request_reload())
 
-    async def _load(self) -> tuple[NetmonConfig, list[InventoryTarget], list[ProbeJob]]:
-        cfg = await asyncio.to_thread(load_config, self.config_path)
+    def request_reload(self) -> asyncio.Future[list[str]]:
+        """Ask for a reload without waiting (SIGHUP); the future is its outcome.
+
+        Reloads never overlap: requests that come while one runs are folded into a
+        single next reload, so a storm of signals costs two reloads, not a queue of
+        them, and the last file written wins. Before :meth:`start` is done the
+        reload waits for it."""
+        self.reload_counts["requested"] += 1
+        if self._next_reload is None:
+            self._next_reload = asyncio.get_running_loop().create_future()
+        future = self._next_reload
+        if self._started_at is not None:
+            self._start_reloader()
+        return future
+
+    def _start_reloader(self) -> None:
+        if self._reloader is None:
+            loop = asyncio.get_running_loop()
+            self._reloader = loop.create_task(self._reload_loop(), name="netmon-reload")
+
+    async def _reload_loop(self) -> None:
+        try:
+            while (future := self._next_reload) is not None:
+                self._next_reload = None
+                try:
+                    problems = await self._reload_once()
+                except asyncio.CancelledError:
+                    future.cancel()
+                    raise
+                except Exception as exc:  # a bug: say so once, keep the running config
+                    log.exception("config not reloaded (a bug in netmon), keeping the running one")
+                    problems = [f"{self.config_path}: reload failed: {exc!r}"]
+                if not future.done():
+                    future.set_result(problems)
+        finally:
+            self._reloader = None
+
+    async def _reload_once(self) -> list[str]:
+        try:
+            cfg, targets, jobs = await self._load(reloading=True)
+        except ConfigFileError as exc:
+            problems = [str(p) for p in exc.problems]
+        except (ConfigError, ValueError) as exc:
+            problems = [f"{self.config_path}: {exc}"]
+        else:
+            await self._switch(cfg, targets, jobs)
+            self.reload_counts["applied"] += 1
+            log.info(
+                "reloaded: %d targets, %d probe jobs (%d reload requests, %d applied, %d rejected)",
+                len(targets), len(jobs), self.reload_counts["requested"],
+                self.reload_counts["applied"], self.reload_counts["rejected"],
+            )  # fmt: skip
+            return []
+        self.reload_counts["rejected"] += 1
+        log.error("config not reloaded, keeping the running one: %s", _one_line(problems))
+        return problems
+
+    async def _switch(
+        self, cfg: NetmonConfig, targets: list[InventoryTarget], jobs: list[ProbeJob]
+    ) -> None:
+        """Put a loaded config in place. The jobs, the targets the web shows and the
+        store change in one step (no await between them); alert evaluations that come
+        while the alerting is reconfigured wait and run on the new config after it."""
+        deferred: set[str] = set()
+        self._deferred = deferred
+        try:
+            old = {j.target.name for j in self.scheduler.jobs.values()}
+            self._install(cfg, targets, jobs)
+            for name in old - {j.target.name for j in jobs}:
+                self.store.remove_target(name)
+            if self.alerts is not None:
+                await self.alerts.reconfigure(
+                    self._alert_settings(cfg), cfg.schedules, _target_infos(targets)
+                )
+        finally:
+            self._deferred = None
+        for name in deferred:
+            if name in self._by_name:
+                self._evaluate(name)
+
+    async def _load(
+        self, *, reloading: bool = False
+    ) -> tuple[NetmonConfig, list[InventoryTarget], list[ProbeJob]]:
+        return await asyncio.to_thread(self._read_config, reloading)
+
+    def _read_config(
+        self, reloading: bool
+    ) -> tuple[NetmonConfig, list[InventoryTarget], list[ProbeJob]]:
+        # In a worker thread: parsing thousands of targets must not stall probing.
+        if reloading and _is_empty(self.config_path):
+            # Valid YAML (no targets), but far more likely a file being written in
+            # place: applying it would drop every target and its alert state.
+            raise ConfigFileError([ConfigProblem(
+                str(self.config_path), None, "", "the file is empty (still being written?); "
+                "a config without targets needs at least `groups: []`",
+            )])  # fmt: skip
+        cfg = load_config(self.config_path)
         targets = resolve_targets(cfg)
-        return cfg, targets, plan_jobs(targets, self.shard)
+        jobs = plan_jobs(targets, self.shard)
+        check_unique(jobs)
+        return cfg, targets, jobs
 
     def _install(
         self, cfg: NetmonConfig, targets: list[InventoryTarget], jobs: list[ProbeJob]
@@ -150,10 +241,16 @@ class Monitor:
 
     def _on_result(self, stored: StoredResult) -> None:
         """Evaluate the target's alert rules on its latest results (a store listener)."""
+        if self._deferred is not None:
+            self._deferred.add(stored.target)
+        else:
+            self._evaluate(stored.target)
+
+    def _evaluate(self, target: str) -> None:
         if self.alerts is None:
             return
-        latest = self.store.latest_for(stored.target)
-        self.alerts.evaluate(stored.target, {name: s.result for name, s in latest.items()})
+        latest = self.store.latest_for(target)
+        self.alerts.evaluate(target, {name: s.result for name, s in latest.items()})
 
     def is_ready(self) -> bool:
         """Config loaded and every job ran once, or long enough for that has passed."""
@@ -240,6 +337,13 @@ class Monitor:
 
     async def stop(self) -> None:
         """Stop probing and release sockets."""
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
+        if self._next_reload is not None:
+            self._next_reload.cancel()
+            self._next_reload = None
         await self.scheduler.shutdown()
         if self.alerts is not None:
             await self.alerts.stop()
@@ -272,6 +376,21 @@ def _target_infos(targets: list[InventoryTarget]) -> list[TargetInfo]:
         )
         for t in targets
     ]
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return not Path(path).read_bytes().strip()
+    except OSError:
+        return False  # load_config says what is wrong with it
+
+
+def _one_line(problems: list[str], shown: int = 3) -> str:
+    """A rejected config's problems as one log line (the first few, then how many more)."""
+    text = "; ".join(problems[:shown])
+    if len(problems) > shown:
+        text += f"; and {len(problems) - shown} more (netmon check-config lists them all)"
+    return text
 
 
 def _config_error(target: str, probe: str, why: str) -> ProbeResult:
@@ -307,6 +426,9 @@ async def run(
     # per-run INFO lines and per-skip warnings would flood a large school's log.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     monitor = Monitor(config_path, shard=shard, state_file=state_file)
+    # Before the config is read: a SIGHUP during start-up reloads once start-up is done
+    # (its default action would end the process). The loop's close removes the handler.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, monitor.request_reload)
     try:
         await monitor.start()
     except ConfigFileError as exc:
@@ -335,7 +457,7 @@ async def run(
         )
         runner = await web.serve(app, host, port, settings)
         log.info("serving on %s:%d (/metrics, /probe, /api/targets)", host, port)
-        await _wait_for_signals(monitor)
+        await _wait_for_signals()
         return 0
     finally:
         if runner is not None:
@@ -343,18 +465,10 @@ async def run(
         await monitor.stop()
 
 
-async def _wait_for_signals(monitor: Monitor) -> None:
-    """SIGHUP reloads; SIGTERM or SIGINT returns."""
+async def _wait_for_signals() -> None:
+    """SIGTERM or SIGINT returns (SIGHUP's handler, installed by :func:`run`, reloads)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    pending: set[asyncio.Task[list[str]]] = set()
-
-    def reload() -> None:
-        task = loop.create_task(monitor.reload())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:

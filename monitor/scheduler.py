@@ -116,12 +116,21 @@ def plan_jobs(
             elif probe == "snmp":
                 jobs.append(ProbeJob(f"{t.name}/snmp", t, "snmp", "snmp", snmp_settings(t), t.interval))  # fmt: skip
             elif probe == "tcp":
-                for port in t.tcp_ports:
+                for port in dict.fromkeys(t.tcp_ports):  # a port listed twice is one job
                     name = f"tcp-{port}"
                     jobs.append(ProbeJob(f"{t.name}/{name}", t, "tcp", name, t.tcp, t.interval, port))  # fmt: skip
             else:
                 raise ValueError(f"{t.name}: unknown probe {probe!r}")
     return jobs
+
+
+def check_unique(jobs: list[ProbeJob]) -> None:
+    """Raise ValueError when two jobs share an id (one would silently replace the other)."""
+    seen: set[str] = set()
+    for job in jobs:
+        if job.id in seen:
+            raise ValueError(f"two probe jobs would have the id {job.id!r}")
+        seen.add(job.id)
 
 
 def snmp_settings(t: InventoryTarget, modules: tuple[str, ...] | None = None) -> SnmpSettings:
@@ -163,9 +172,8 @@ class ProbeScheduler:
     def apply(self, jobs: list[ProbeJob]) -> None:
         """Make the running set equal ``jobs``: add new, replace changed, remove gone.
         Unchanged jobs keep their schedule, and every job keeps its phase."""
+        check_unique(jobs)
         wanted = {j.id: j for j in jobs}
-        if len(wanted) != len(jobs):
-            raise ValueError("job ids must be unique")
         for job_id in set(self._jobs) - set(wanted):
             del self._jobs[job_id]
             self._ran.discard(job_id)

@@ -340,7 +340,6 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
 
 BACKEND = web.AppKey("backend", WebBackend)
 ALLOW_ANY = web.AppKey("allow_any_probe_target", bool)
-RELOAD_LOCK = web.AppKey("reload_lock", asyncio.Lock)
 RENDER_CACHE = web.AppKey("render_cache", RenderCache)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -358,7 +357,6 @@ def create_app(
     app = web.Application(middlewares=middlewares)
     app[BACKEND] = backend
     app[ALLOW_ANY] = allow_any_probe_target
-    app[RELOAD_LOCK] = asyncio.Lock()
     app[RENDER_CACHE] = RenderCache()
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/probe", _probe)
@@ -559,8 +557,8 @@ async def _ready(request: web.Request) -> web.Response:
 
 
 async def _reload(request: web.Request) -> web.Response:
-    async with request.app[RELOAD_LOCK]:
-        problems = await request.app[BACKEND].reload()
+    # No lock here: the backend folds requests that come during a reload into one more.
+    problems = await request.app[BACKEND].reload()
     if problems:
         text = "reload failed, the old config stays in use:\n" + "\n".join(problems) + "\n"
         return web.Response(status=400, text=text)
