@@ -105,6 +105,8 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
     "netmon_scheduler_skipped_runs_total": ("probe", "reason"),
     "netmon_event_loop_tasks": (),
     "netmon_process_open_fds": (),
+    "netmon_web_auth_failures_total": (),
+    "netmon_web_auth_rate_limited_total": ("reason",),
     "netmon_probe_last_run_timestamp_seconds": (),
     "netmon_alerts": ("state", "severity", "suppressed"),
     "netmon_notifications_total": ("receiver", "integration", "outcome"),

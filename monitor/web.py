@@ -30,7 +30,9 @@ With users configured, every route except ``/-/healthy`` needs them. bcrypt is s
 purpose, so a successful check is remembered for :data:`AUTH_CACHE_SECONDS`, keyed by a
 keyed hash (HMAC with a per-process random key) of the Authorization header, never by
 the password itself. An unknown user costs a bcrypt check too, so timing does not reveal
-which user names exist.
+which user names exist. Failed logins are limited per client network
+(:mod:`monitor.ratelimit`): past the limit, or while too many checks wait for the one
+bcrypt worker, a login gets 429 with ``Retry-After`` and costs no bcrypt at all.
 
 Default port: :data:`DEFAULT_PORT` = 10190. Prometheus's wiki page "Default port
 allocations" (github.com/prometheus/prometheus/wiki/Default-port-allocations) is the
@@ -46,15 +48,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hmac
 import logging
+import math
 import os
 import re
 import ssl
+import sys
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,10 +66,12 @@ from typing import Any, Protocol
 import bcrypt
 import yaml
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from monitor import status
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
 from monitor.exporter import RenderCache, render, render_chunks
+from monitor.ratelimit import FailureLimiter, client_network, retry_after
 from monitor.store import ResultStore
 from probes.errors import ConfigError
 from probes.result import ProbeResult, Sample
@@ -82,6 +88,15 @@ GZIP_LEVEL = 6
 #: How long a successful basic-auth check is remembered, and how many are.
 AUTH_CACHE_SECONDS = 60.0
 AUTH_CACHE_SIZE = 256
+#: How long a header once accepted skips the per-client limit (bcrypt still checks it).
+AUTH_KNOWN_SECONDS = 3600.0
+#: Threads running bcrypt: one, so password checks never take more than one core.
+AUTH_WORKERS = 1
+#: Password checks that may wait for the worker; more get 429 (busy) without one, but
+#: a header accepted before has :data:`AUTH_KNOWN_EXTRA` places of its own.
+AUTH_MAX_WAITING = 4
+AUTH_KNOWN_EXTRA = 4
+AUTH_BUSY_RETRY_SECONDS = 1.0
 PROBES = ("icmp", "snmp", "tcp")
 REALM = 'Basic realm="netmon", charset="UTF-8"'
 
@@ -288,45 +303,153 @@ def _users(node: yaml.Node, problem: Problem) -> dict[str, bytes]:
 # --- basic auth -----------------------------------------------------------------------
 
 
-class BasicAuth:
-    """Checks ``Authorization: Basic`` headers against bcrypt hashes, caching successes."""
+@dataclass(frozen=True, slots=True)
+class AuthVerdict:
+    """The answer to one request's credentials: ``ok``, or a 401, or (``retry_after``
+    set) a 429 given without checking the password."""
 
-    def __init__(self, users: Mapping[str, bytes], clock: Callable[[], float] = time.monotonic):
+    ok: bool
+    #: Seconds until the client may try again; None unless the request was limited.
+    retry_after: float | None = None
+    #: Why it was limited: ``client`` (its network failed too often) or ``busy``.
+    reason: str = ""
+
+
+_OK = AuthVerdict(True)
+_DENIED = AuthVerdict(False)
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` headers against bcrypt hashes, caching successes.
+
+    The order of a check, cheapest first: a header verified less than
+    :data:`AUTH_CACHE_SECONDS` ago is accepted at once, before any limit, so Prometheus
+    keeps scraping from an address (a NAT) where someone else is guessing passwords. A
+    header verified in the last :data:`AUTH_KNOWN_SECONDS` skips the per-client limit
+    but gets bcrypt again. Any other header needs a token from the client's
+    :class:`~monitor.ratelimit.FailureLimiter` bucket and a place among
+    :data:`AUTH_MAX_WAITING` queued checks, else it gets 429. bcrypt runs in one worker
+    thread of its own (:data:`AUTH_WORKERS`), so however many clients try, password
+    checks take at most one core and never the event loop.
+    """
+
+    def __init__(
+        self,
+        users: Mapping[str, bytes],
+        clock: Callable[[], float] = time.monotonic,
+        limiter: FailureLimiter | None = None,
+        max_waiting: int = AUTH_MAX_WAITING,
+    ):
         self.users = dict(users)
         self.clock = clock
+        self.limiter = limiter if limiter is not None else FailureLimiter(clock=clock)
+        self.max_waiting = max_waiting
         self._key = os.urandom(32)
+        #: HMAC of a header -> when bcrypt last accepted it
         self._ok: dict[bytes, float] = {}
         # Checked when the user is unknown, so a miss costs as much as a wrong password.
         self._dummy = next(iter(self.users.values()))
+        self._pool: ThreadPoolExecutor | None = None
+        self._waiting = 0
+        self._busy_logged_at = -math.inf
+        #: bcrypt checks that failed, and requests answered 429 by reason
+        self.failures = 0
+        self.rate_limited = {"client": 0, "busy": 0}
 
-    async def check(self, header: str | None) -> bool:
+    async def check(self, header: str | None, remote: str | None = None) -> bool:
+        """Whether ``header`` holds a valid user and password (see :meth:`verify`)."""
+        return (await self.verify(header, remote)).ok
+
+    async def verify(self, header: str | None, remote: str | None = None) -> AuthVerdict:
+        """Check one request's ``Authorization`` header, sent from address ``remote``."""
         if not header:
-            return False
+            return _DENIED
         digest = hmac.new(self._key, header.encode("utf-8", "surrogateescape"), "sha256").digest()
         now = self.clock()
-        expires = self._ok.get(digest)
-        if expires is not None and expires > now:
-            return True
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return False
+        verified = self._ok.get(digest)
+        if verified is not None and now - verified < AUTH_CACHE_SECONDS:
+            return _OK
+        known = verified is not None and now - verified < AUTH_KNOWN_SECONDS
+        credentials = _credentials(header)
+        if credentials is None:  # malformed: refused without a bcrypt check
+            return _DENIED
+        user, password = credentials
+        network = client_network(remote)
+        if self._waiting >= self.max_waiting + (AUTH_KNOWN_EXTRA if known else 0):
+            return self._limited("busy", AUTH_BUSY_RETRY_SECONDS)
+        if not known:
+            wait = self.limiter.reserve(network)
+            if wait > 0:
+                return self._limited("client", wait)
         hashed = self.users.get(user)
-        ok = await asyncio.to_thread(_checkpw, password.encode("utf-8"), hashed or self._dummy)
-        if not (ok and hashed is not None):
-            return False
-        if len(self._ok) >= AUTH_CACHE_SIZE:
-            self._ok = {k: t for k, t in self._ok.items() if t > now}
+        self._waiting += 1
+        try:
+            ok = await asyncio.get_running_loop().run_in_executor(
+                self._worker(), _checkpw, password, hashed or self._dummy
+            )
+        finally:
+            self._waiting -= 1
+        if ok and hashed is not None:
+            if not known:
+                self.limiter.refund(network)
+            self._remember(digest, now)
+            return _OK
+        self.failures += 1
+        self._ok.pop(digest, None)
+        return _DENIED
+
+    def samples(self) -> list[Sample]:
+        """Failed checks and limited requests, for ``/metrics``."""
+        return [
+            Sample.of("netmon_web_auth_failures_total", self.failures),
+            *(
+                Sample.of("netmon_web_auth_rate_limited_total", n, reason=reason)
+                for reason, n in self.rate_limited.items()
+            ),
+        ]
+
+    async def close(self) -> None:
+        """Stop the bcrypt worker (checks still queued are cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(AUTH_WORKERS, thread_name_prefix="netmon-bcrypt")
+        return self._pool
+
+    def _limited(self, reason: str, wait: float) -> AuthVerdict:
+        self.rate_limited[reason] += 1
+        now = self.clock()
+        if reason == "busy" and now - self._busy_logged_at >= 60:
+            self._busy_logged_at = now
+            log.warning(
+                "basic auth: %d password checks are waiting; answering 429 to new logins "
+                "until they are done (logged at most once a minute)", self._waiting,
+            )  # fmt: skip
+        return AuthVerdict(False, wait, reason)
+
+    def _remember(self, digest: bytes, now: float) -> None:
+        if digest not in self._ok and len(self._ok) >= AUTH_CACHE_SIZE:
+            self._ok = {k: t for k, t in self._ok.items() if now - t < AUTH_KNOWN_SECONDS}
             if len(self._ok) >= AUTH_CACHE_SIZE:
-                self._ok.clear()
-        self._ok[digest] = now + AUTH_CACHE_SECONDS
-        return True
+                del self._ok[min(self._ok, key=self._ok.__getitem__)]
+        self._ok[digest] = now
+
+
+def _credentials(header: str) -> tuple[str, bytes] | None:
+    """User and password of a ``Basic`` header; None if it is not one."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        # ValueError covers bad base64, non-ASCII text (str input) and bad UTF-8.
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except ValueError:
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password.encode("utf-8")) if sep else None
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
@@ -341,6 +464,7 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
 BACKEND = web.AppKey("backend", WebBackend)
 ALLOW_ANY = web.AppKey("allow_any_probe_target", bool)
 RENDER_CACHE = web.AppKey("render_cache", RenderCache)
+AUTH = web.AppKey("basic_auth", BasicAuth)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -352,9 +476,13 @@ def create_app(
 ) -> web.Application:
     """The aiohttp application serving ``backend``; basic auth when the config has users."""
     middlewares = []
-    if web_config is not None and web_config.users:
-        middlewares.append(_auth_middleware(BasicAuth(web_config.users)))
+    auth = BasicAuth(web_config.users) if web_config is not None and web_config.users else None
+    if auth is not None:
+        middlewares.append(_auth_middleware(auth))
     app = web.Application(middlewares=middlewares)
+    if auth is not None:
+        app[AUTH] = auth
+        app.on_cleanup.append(lambda _: auth.close())
     app[BACKEND] = backend
     app[ALLOW_ANY] = allow_any_probe_target
     app[RENDER_CACHE] = RenderCache()
@@ -370,6 +498,27 @@ def create_app(
     return app
 
 
+class _HttpLog(logging.Logger):
+    """aiohttp's server log for netmon. A request aiohttp's HTTP parser rejects (a bad
+    request line, header or escape, a line over 8 KiB, a NUL byte) was answered 400
+    already: a client's mistake, logged as one debug line without a traceback and
+    without the request's bytes, which aiohttp would quote (a header may hold a
+    password). netmon's handlers read no request bodies, so such errors only come from
+    the parser. Everything else, a handler's exception (500: a bug), keeps its traceback.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            self.debug(f"{msg}: %s, answered %s", *args, type(exc).__name__, exc.code)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+_HTTP_LOG = _HttpLog("netmon.web.http")
+_HTTP_LOG.parent = log
+
+
 async def serve(
     app: web.Application, host: str, port: int, web_config: WebConfig | None
 ) -> web.AppRunner:
@@ -378,7 +527,7 @@ async def serve(
     ``port`` 0 picks a free port; ``runner.addresses`` tells which.
     """
     ssl_context = web_config.tls.ssl_context() if web_config and web_config.tls else None
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=_HTTP_LOG)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
@@ -388,16 +537,33 @@ async def serve(
     return runner
 
 
+def _web_samples(app: web.Application) -> list[Sample]:
+    """The web server's own metrics (basic auth's, when it is on)."""
+    auth = app.get(AUTH)
+    return auth.samples() if auth is not None else []
+
+
 def _auth_middleware(auth: BasicAuth) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/-/healthy" and not await auth.check(
-            request.headers.get("Authorization")
-        ):
-            return web.Response(
-                status=401, text="authentication required\n", headers={"WWW-Authenticate": REALM}
+        if request.path == "/-/healthy":
+            return await handler(request)
+        verdict = await auth.verify(request.headers.get("Authorization"), request.remote)
+        if verdict.ok:
+            return await handler(request)
+        if verdict.retry_after is not None:
+            wait = retry_after(verdict.retry_after)
+            why = (
+                "too many failed logins from your address"
+                if verdict.reason == "client"
+                else "too many logins are being checked"
             )
-        return await handler(request)
+            return web.Response(
+                status=429, text=f"{why}; try again in {wait} s\n", headers={"Retry-After": wait}
+            )
+        return web.Response(
+            status=401, text="authentication required\n", headers={"WWW-Authenticate": REALM}
+        )
 
     return middleware
 
@@ -491,7 +657,7 @@ def _bad_request(message: str) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     backend = request.app[BACKEND]
-    extra = backend.extra_samples()
+    extra = [*backend.extra_samples(), *_web_samples(request.app)]
     # Rendering a large school takes a second or more; worker threads keep the event
     # loop, and so every scheduled probe, running meanwhile. The store hands out an
     # immutable snapshot, so reading it from another thread is safe.
@@ -507,8 +673,15 @@ async def _probe(request: web.Request) -> web.Response:
     module = request.query.get("module") or None
     if not name:
         return _bad_request("the target parameter is missing, e.g. /probe?target=printer-lib-1")
+    if not _TARGET_PARAM.match(name):
+        return _bad_request(
+            f"target={_shown(name)} is neither a target name nor an address: use letters, "
+            "digits and . _ - (an address also : [ ] %), at most 300 characters"
+        )
     if probe is not None and probe not in PROBES:
-        return _bad_request(f"unknown probe '{probe}'; use one of {', '.join(PROBES)}")
+        return _bad_request(f"unknown probe {_shown(probe)}; use one of {', '.join(PROBES)}")
+    if module is not None and not _MODULE_PARAM.match(module):
+        return _bad_request(f"module={_shown(module)} is not a module name, e.g. module=system")
     known = {t.name: t for t in backend.targets()}
     inventory = known.get(name)
     if inventory is None and not request.app[ALLOW_ANY]:
@@ -537,6 +710,18 @@ async def _probe(request: web.Request) -> web.Response:
     if gzip_accepted(request.headers.get("Accept-Encoding")):  # one target: small
         return _exposition(gzip_exposition(store), gzipped=True)
     return _exposition(render(store))
+
+
+#: What a /probe target (an inventory name, HOST, HOST:PORT, [IPv6]:PORT, fe80::1%eth0)
+#: and module name can be; anything else is refused before a lookup or a probe.
+_TARGET_PARAM = re.compile(r"[A-Za-z0-9._:\[\]%-]{1,300}\Z")
+_MODULE_PARAM = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
+
+
+def _shown(value: str) -> str:
+    """A query value quoted for an error message: ASCII, escapes for anything else,
+    at most 60 characters of it."""
+    return ascii(value if len(value) <= 60 else value[:60] + "...")
 
 
 def _static_labels(target: InventoryTarget | None) -> dict[str, str]:
