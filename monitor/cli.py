@@ -228,33 +228,33 @@ def secrets_in_argv(argv: Sequence[str]) -> set[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "****")
-    return text
+    """Hide secrets where they stand as values in free text (see :mod:`monitor.redaction`)."""
+    from monitor.redaction import redact as _redact
+
+    return _redact(text, secrets)
 
 
 def redact_value(value: Any, secrets: set[str]) -> Any:
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(redact_value(v, secrets) for v in value)
-    return value
+    """Strings inside ``value`` redacted; dict keys and structure never touched."""
+    from monitor.redaction import redact_value as _redact_value
+
+    return _redact_value(value, secrets)
 
 
 def redact_result(result: ProbeResult, secrets: set[str]) -> ProbeResult:
-    """A copy with every string secret replaced (belt and braces: probes never should)."""
+    """A copy with secrets hidden in its free text: the explanation (where library and
+    device text ends up), the target as typed, and the values of facts and records
+    (device strings). Keys, the probe, the status and the samples (metric names and
+    netmon's labels, as ``/metrics`` shows them) stay as they are. Belt and braces:
+    probes never put a secret anywhere."""
     if not secrets:
         return result
     return replace(
         result,
         explanation=redact(result.explanation, secrets),
         target=redact(result.target, secrets),
-        facts=redact_value(result.facts, secrets),
-        records=redact_value(result.records, secrets),
+        facts=redact_value(dict(result.facts), secrets),
+        records=redact_value(dict(result.records), secrets),
     )
 
 
@@ -363,14 +363,20 @@ def secrets_of(creds: SnmpCredentials | None) -> set[str]:
     return {s.get_secret_value() for s in found if s and s.get_secret_value()}
 
 
-def _load_config(path: str) -> Any:
-    """The validated config; its problems become :class:`ConfigProblem` lines."""
+def _load_config(path: str, *, secrets: bool = True) -> Any:
+    """The validated config; its problems become :class:`ConfigProblem` lines.
+
+    ``secrets=False`` (commands that use none): ``{env: ...}`` / ``{file: ...}`` secrets
+    are not read, and one line on stderr says so."""
     from pathlib import Path
 
     from monitor.config import ConfigFileError, load_config
 
+    if not secrets:
+        print(f"note: secrets not checked ({{env:}}/{{file:}} secrets are not read; "
+              f"`netmon check-config -c {path}` checks them)", file=sys.stderr)  # fmt: skip
     try:
-        return load_config(Path(path))
+        return load_config(Path(path), resolve_secrets=secrets)
     except ConfigFileError as exc:
         raise ConfigProblem([str(p) for p in exc.problems] or [str(exc)]) from None
 
@@ -513,14 +519,19 @@ examples:
   netmon check-config -c netmon.yml && sudo systemctl reload netmon
 
 Secrets ({env: VAR} / {file: PATH}) are looked up, so run it with the same environment
-as the service; their values are never printed.""",
+as the service; their values are never printed. With --no-secrets they are not read
+(everything else is checked, and a line on stderr says the secrets were not):
+  netmon check-config -c netmon.yml --no-secrets   # in CI, or on a laptop""",
     ),
     "list": (
         "Show every target with its effective settings (credential names, never secrets).",
         """\
 examples:
   netmon inventory list -c /etc/netmon/netmon.yml
-  netmon inventory list -c netmon.yml --json | jq '.[] | select(.role == "printer") | .name'""",
+  netmon inventory list -c netmon.yml --json | jq '.[] | select(.role == "printer") | .name'
+
+Needs no secrets: {env: VAR} / {file: PATH} secrets are not read (a line on stderr
+says so), so it works without the service's environment.""",
     ),
     "import": (
         "Turn a host spreadsheet (CSV) into a `groups:` section for the config file.",
@@ -549,7 +560,10 @@ examples:
   netmon inventory export-sd -c netmon.yml -o /etc/prometheus/netmon-targets.json
   netmon inventory export-sd -c netmon.yml --netmon-address netmon.school.example:10190 \\
       -o /etc/prometheus/netmon-targets.json
-  netmon inventory export-sd -c netmon.yml --per-probe   # adds __param_probe=icmp|snmp|tcp""",
+  netmon inventory export-sd -c netmon.yml --per-probe   # adds __param_probe=icmp|snmp|tcp
+
+Needs no secrets: {env: VAR} / {file: PATH} secrets are not read (a line on stderr
+says so).""",
     ),
     "run": (
         "Run the monitor: probe the inventory on schedule, alert, and serve the status page, /metrics and /probe.",
@@ -633,6 +647,9 @@ def _add_service_commands(commands: Any) -> None:
 
     check = add(commands, "check-config")
     config_option(check)
+    check.add_argument("--no-secrets", action="store_true",
+                       help="do not read {env:}/{file:} secrets (check everything else), e.g. on a laptop "
+                            "without the service's environment")  # fmt: skip
 
     inventory = commands.add_parser(
         "inventory", help="list, import (CSV) and export (Prometheus file_sd) the inventory",
@@ -715,11 +732,14 @@ def run_service_command(opts: argparse.Namespace) -> int:
     try:
         if opts.command == "inventory" and opts.action == "import":
             return _import_csv(opts)
-        cfg = _load_config(opts.config)
+        # Only the service and a full check-config need the secrets; the others print
+        # the inventory and must work without the service's environment.
+        needs_secrets = opts.command == "run" or (opts.command == "check-config" and not opts.no_secrets)
+        cfg = _load_config(opts.config, secrets=needs_secrets)
         if opts.command == "check-config":
-            return _check_config(cfg)
+            return _check_config(cfg, secrets_checked=needs_secrets)
         if opts.command == "run":
-            return _run(opts)
+            return _run(opts, cfg)
         if opts.action == "list":
             return _inventory_list(cfg, opts.json)
         return _export_sd(cfg, opts)
@@ -730,13 +750,14 @@ def run_service_command(opts: argparse.Namespace) -> int:
         return EXIT_PROBLEM
 
 
-def _check_config(cfg: Any) -> int:
+def _check_config(cfg: Any, *, secrets_checked: bool = True) -> int:
     from monitor.config import resolve_targets
     from monitor.inventory import probe_jobs
 
     targets = resolve_targets(cfg)
     jobs = sum(len(probe_jobs(t)) for t in targets)
-    print(f"config OK: {len(targets)} targets, {jobs} probe jobs")
+    verdict = "config OK" if secrets_checked else "config OK (secrets not checked)"
+    print(f"{verdict}: {len(targets)} targets, {jobs} probe jobs")
     return EXIT_OK
 
 
@@ -798,9 +819,16 @@ def _emit(text: str, output: str | None, what: str) -> int:
     return EXIT_OK
 
 
-def _run(opts: argparse.Namespace) -> int:
-    """Start the monitor service (monitor.daemon, imported only now)."""
+def _run(opts: argparse.Namespace, cfg: Any) -> int:
+    """Start the monitor service (monitor.daemon, imported only now). Its log hides the
+    secrets of ``cfg`` (the config at start-up) wherever a library echoes one."""
     from pathlib import Path
+
+    from monitor.config import config_secrets
+
+    redactor = _RedactFilter(config_secrets(cfg))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
 
     web_config = Path(opts.web_config) if opts.web_config else None
     if web_config is not None and not web_config.is_file():
@@ -855,9 +883,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         opts = build_parser().parse_args(args)
     except UsageError as exc:
+        from monitor.redaction import redact_after_options
+
         if not nagios:
             print(redact(build_usage(args), secrets), file=sys.stderr, end="")
-        return _fail(redact(str(exc), secrets), nagios, kind)
+        return _fail(redact_after_options(str(exc), secrets, SECRET_OPTIONS), nagios, kind)
     if opts.command != "probe":
         try:
             return run_service_command(opts)
@@ -933,13 +963,14 @@ def run_command(opts: argparse.Namespace, secrets: set[str]) -> int:
     secrets |= in_use
     results = [redact_result(r, secrets) for r in asyncio.run(run_jobs(jobs))]
 
+    # The results' free text is redacted; what is built from them needs no second pass
+    # (which would hide netmon's own words, e.g. a community "snmp" in the probe name).
     if opts.nagios:
         report = report_for(kind, results, warning, critical)
-        print(redact(report.render(kind), secrets))
+        print(report.render(kind))
         return int(report.state)
     if opts.json:
-        doc = redact_value([r.to_json() for r in results], secrets)
-        print(json.dumps(doc, indent=2, default=str))
+        print(json.dumps([r.to_json() for r in results], indent=2, default=str))
     else:
         from rich.console import Console
 

@@ -3,6 +3,8 @@
 They work on the alert state file named by the config (``alerts.state_file``, relative
 to the config's directory), so they can run in a shell while the daemon runs: SQLite in
 WAL mode lets both use it, and the daemon's engine picks new silences up within a second.
+Only ``alerts test`` reads the config's secrets (it sends); the others work without the
+service's environment and say on stderr that secrets were not checked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ examples:
   netmon alerts list -c /etc/netmon/netmon.yml            # pending, firing, suppressed and why
   netmon alerts list -c /etc/netmon/netmon.yml --json
   netmon alerts test -c /etc/netmon/netmon.yml            # a test message to every receiver
-  netmon alerts export-rules -c /etc/netmon/netmon.yml -o /etc/prometheus/netmon-rules.yml"""
+  netmon alerts export-rules -c /etc/netmon/netmon.yml -o /etc/prometheus/netmon-rules.yml
+
+Only `alerts test` reads the config's secrets ({env: VAR} / {file: PATH}): it sends.
+The others work without the service's environment and say on stderr that secrets
+were not checked."""
 
 SILENCE_EXAMPLES = """\
 examples:
@@ -58,7 +64,11 @@ def add_commands(commands: Any) -> None:
     test = actions.add_parser("test", help="send a test notification to every receiver and integration")
     config_option(test)
     test.set_defaults(handler=alerts_test)
-    export = actions.add_parser("export-rules", help="write the active built-in rules as a Prometheus rule file")
+    export = actions.add_parser(
+        "export-rules", help="write the active built-in rules as a Prometheus rule file",
+        description="Write the active built-in rules (with the config's changes) as a Prometheus rule file. "
+                    "Needs no secrets: {env:}/{file:} secrets are not read (a line on stderr says so).",
+    )  # fmt: skip
     config_option(export)
     export.add_argument("-o", "--output", metavar="FILE", help="write here, atomically (default: print it)")
     export.set_defaults(handler=alerts_export_rules)
@@ -91,10 +101,11 @@ def add_commands(commands: Any) -> None:
 # --- config lookup -----------------------------------------------------------------------
 
 
-def alert_settings(config: str, state: str | None = None) -> tuple[Any, Path]:
+def alert_settings(config: str, state: str | None = None, *, secrets: bool = True) -> tuple[Any, Path]:
     """The config's ``alerts:`` section (with ``--state-file`` applied) and the
-    directory relative paths start from."""
-    cfg = _load_config(config)
+    directory relative paths start from. ``secrets=False``: secrets are not read (for
+    commands that send nothing)."""
+    cfg = _load_config(config, secrets=secrets)
     section = cfg.alerts
     if state:
         section = section.model_copy(update={"state_file": str(Path(state).resolve())})
@@ -116,17 +127,24 @@ def _part(section: Any, model: Any) -> Any:
     return model.model_validate({k: v for k, v in section.items() if k in model.model_fields})
 
 
-def _with_config(fn: Any) -> Any:
-    """Turn config problems into the CLI's one-line-per-problem output (exit 1)."""
+def _with_config(fn: Any, *, secrets: bool = False) -> Any:
+    """Turn config problems into the CLI's one-line-per-problem output (exit 1). Only
+    commands that send notifications (``secrets=True``) read the config's secrets; the
+    others work without the service's environment."""
 
     def run(opts: argparse.Namespace) -> int:
         try:
-            code: int = fn(opts, *alert_settings(opts.config, getattr(opts, "state_file", None)))
+            section, base_dir = alert_settings(opts.config, getattr(opts, "state_file", None), secrets=secrets)
+            code: int = fn(opts, section, base_dir)
         except ConfigProblem as exc:
             return _problems(exc.problems, f"config error in {opts.config}")
         return code
 
     return run
+
+
+def _with_secrets(fn: Any) -> Any:
+    return _with_config(fn, secrets=True)
 
 
 # --- alerts --------------------------------------------------------------------------------
@@ -179,7 +197,7 @@ def _print_alerts(alerts: Sequence[Any], now: float) -> None:
     Console(highlight=False, width=max(Console().width, 140)).print(table)
 
 
-@_with_config
+@_with_secrets
 def alerts_test(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
     try:
         from alerts.notify import send_test_notifications

@@ -21,6 +21,11 @@ following pydantic's error locations through the node tree. Messages are built f
 error kind, never from the input value, so a secret can never end up in one.
 :func:`resolve_targets` turns groups into flat :class:`InventoryTarget` rows with the
 effective settings (target overrides group, group overrides defaults).
+
+``load_config(path, resolve_secrets=False)`` is for commands that need no secret
+(``inventory list``, ``alerts export-rules``, ``check-config --no-secrets``): every
+``{env: VAR}`` / ``{file: PATH}`` secret is left unread and stands as
+:data:`UNRESOLVED_SECRET`; everything else is checked as usual.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from pydantic import (
 from alerts.schedule import Schedule, check_schedules
 from alerts.settings import AlertsSettings
 from alerts.settings import check_references as check_alert_references
+from monitor.redaction import redact, secret_values
 from probes.errors import ConfigError
 from probes.settings import Duration, StrictModel
 from probes.snmp.credentials import SnmpCredentials
@@ -82,6 +88,10 @@ ROLE_MODULES: dict[str, tuple[str, ...]] = {
 #: Labels netmon sets itself; the config may not redefine them.
 RESERVED_LABELS = frozenset({"target", "group", "role", "probe", "module", "instance", "job"})
 _SECRET_KEYS = frozenset({"community", "password"})
+#: What an unread ``{env: ...}`` / ``{file: ...}`` secret holds with
+#: ``resolve_secrets=False``. No real secret can equal it: an environment variable cannot
+#: hold a NUL character. Long enough for the SNMPv3 8-character minimum.
+UNRESOLVED_SECRET = "\0unresolved secret\0"
 
 # --- field types ----------------------------------------------------------------------
 
@@ -485,9 +495,13 @@ def _duplicate_keys(node: yaml.Node | None, loc: Loc = ()) -> Iterator[tuple[Loc
 # --- loading --------------------------------------------------------------------------
 
 
-def load_config(path: Path) -> NetmonConfig:
+def load_config(path: Path, *, resolve_secrets: bool = True) -> NetmonConfig:
     """Read, validate and cross-check a config file; raise :class:`ConfigFileError` with
-    every problem found (never a traceback, never a secret)."""
+    every problem found (never a traceback, never a secret).
+
+    ``resolve_secrets=False``: ``{env: VAR}`` / ``{file: PATH}`` secrets are not read
+    (nor reported when missing) and hold :data:`UNRESOLVED_SECRET`; for commands that
+    use no secret. Their shape is still checked, and inline secrets are kept."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -520,8 +534,10 @@ def load_config(path: Path) -> NetmonConfig:
         raise ConfigFileError([ConfigProblem(file, None, "", f"not valid YAML: {exc}")]) from None
 
     if isinstance(data, dict):
-        _anchor_secret_files(data.get("credentials"), Path(path).parent)
-        _anchor_secret_files(data.get("alerts"), Path(path).parent)
+        for section in ("credentials", "alerts"):
+            if not resolve_secrets:
+                _leave_secrets_unread(data.get(section))
+            _anchor_secret_files(data.get(section), Path(path).parent)
     lines = _Lines(root)
     issues: list[tuple[Loc, int | None, str]] = [
         (loc, line, msg) for loc, line, msg in _duplicate_keys(root)
@@ -542,12 +558,11 @@ def load_config(path: Path) -> NetmonConfig:
             issues += [(loc, lines(loc), msg) for loc, msg in _alert_checks(cfg, Path(path).parent)]
 
     if issues:
-        secrets = sorted(set(_secret_values(root)), key=len, reverse=True)
-        problems = []
-        for loc, line, msg in sorted(issues, key=lambda i: (i[1] or 0, _field_path(i[0]))):
-            for secret in secrets:
-                msg = msg.replace(secret, "***")
-            problems.append(ConfigProblem(file, line, _field_path(loc), msg))
+        secrets = set(_secret_values(root))
+        problems = [
+            ConfigProblem(file, line, _field_path(loc), redact(msg, secrets))
+            for loc, line, msg in sorted(issues, key=lambda i: (i[1] or 0, _field_path(i[0])))
+        ]
         raise ConfigFileError(problems)
     assert cfg is not None
     return cfg
@@ -568,6 +583,33 @@ def _alert_checks(cfg: NetmonConfig, base: Path) -> list[tuple[Loc, str]]:
     return issues
 
 
+def _is_reference(value: Any) -> bool:
+    """``{env: VAR}`` or ``{file: PATH}``: where a secret is, not the secret."""
+    return isinstance(value, dict) and len(value) == 1 and (
+        isinstance(value.get("env"), str) or isinstance(value.get("file"), str)
+    )
+
+
+def _leave_secrets_unread(node: Any) -> None:
+    """Replace every ``{env: ...}`` / ``{file: ...}`` under a secret key by
+    :data:`UNRESOLVED_SECRET` (``resolve_secrets=False``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _SECRET_KEYS and _is_reference(value):
+                node[key] = UNRESOLVED_SECRET
+            else:
+                _leave_secrets_unread(value)
+    elif isinstance(node, list):
+        for item in node:
+            _leave_secrets_unread(item)
+
+
+def config_secrets(cfg: NetmonConfig) -> set[str]:
+    """Every secret value of ``cfg`` (to hide them in logs): communities, SNMPv3, SMTP
+    and webhook passwords, and passwords written into URLs."""
+    return secret_values(cfg) - {UNRESOLVED_SECRET}
+
+
 def _anchor_secret_files(node: Any, base: Path) -> None:
     """Make relative ``{file: PATH}`` secrets relative to the config file's directory,
     not to wherever netmon happens to be started."""
@@ -582,6 +624,9 @@ def _anchor_secret_files(node: Any, base: Path) -> None:
                     node[key] = {"file": str(base / value["file"])}
             else:
                 _anchor_secret_files(value, base)
+    elif isinstance(node, list):  # alerts.receivers[*].webhook.password
+        for item in node:
+            _anchor_secret_files(item, base)
 
 
 def _default_probes(modules: tuple[str, ...], tcp_ports: tuple[int, ...]) -> tuple[str, ...]:

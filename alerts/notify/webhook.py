@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -50,17 +51,34 @@ def _common(dicts: list[Mapping[str, str]]) -> dict[str, str]:
     return {k: v for k, v in first.items() if all(d.get(k) == v for d in dicts[1:])}
 
 
+def shown_url(url: str) -> str:
+    """``url`` as error messages show it: a password written into it (``user:pw@``)
+    replaced by ``****`` (the message goes to logs, the outbox and the API)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:****@{host}").geturl()
+
+
 async def post_json(session: aiohttp.ClientSession, url: str, body: Any, *, timeout: float,
                     headers: dict[str, str] | None = None) -> None:
     """POST ``body``; a connection error or a non-2xx answer is a :class:`DeliveryError`."""
+    shown = shown_url(url)
     try:
         async with session.post(url, json=body, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             if not 200 <= resp.status < 300:
                 text = (await resp.text())[:200].strip()
-                raise DeliveryError(f"POST {url}: HTTP {resp.status} {text}".strip())
+                raise DeliveryError(f"POST {shown}: HTTP {resp.status} {text}".strip())
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"POST {url}: {exc or type(exc).__name__}") from None
+        reason = str(exc).replace(url, shown) or type(exc).__name__
+        raise DeliveryError(f"POST {shown}: {reason}") from None
 
 
 async def send_webhook(session: aiohttp.ClientSession, settings: WebhookSettings, n: Notification,

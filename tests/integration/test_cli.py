@@ -283,4 +283,4 @@ def test_secret_options_are_found_in_raw_argv() -> None:
 
     argv = ["probe", "snmp", "h", "--community", "abc", "--auth-password=pw1", "--priv-password"]
     assert secrets_in_argv(argv) == {"abc", "pw1"}
-    assert redact("abc and pw1abc", {"abc", "pw1abc"}) == "**** and ****"
+    assert redact("abcd and pw1abcd", {"abcd", "pw1abcd"}) == "**** and ****"
