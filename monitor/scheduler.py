@@ -35,6 +35,7 @@ from apscheduler.events import (
     JobSubmissionEvent,
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel
 
@@ -171,18 +172,36 @@ class ProbeScheduler:
 
     def apply(self, jobs: list[ProbeJob]) -> None:
         """Make the running set equal ``jobs``: add new, replace changed, remove gone.
-        Unchanged jobs keep their schedule, and every job keeps its phase."""
+        A job whose interval is unchanged keeps its schedule (its labels or settings may
+        change), and every job keeps its phase."""
         check_unique(jobs)
         wanted = {j.id: j for j in jobs}
+        # A running apscheduler wakes its event loop once per added job, each time by a
+        # byte through the loop's self-pipe (278 fit on Linux): a few hundred in one go
+        # fill it, and a signal (SIGHUP, SIGTERM) that comes while it is full is lost.
+        # Paused, it takes them all quietly and wakes once on resume.
+        pause = self._scheduler.state == STATE_RUNNING
+        if pause:
+            self._scheduler.pause()
+        try:
+            self._apply(wanted)
+        finally:
+            if pause:
+                self._scheduler.resume()
+
+    def _apply(self, wanted: dict[str, ProbeJob]) -> None:
         for job_id in set(self._jobs) - set(wanted):
             del self._jobs[job_id]
             self._ran.discard(job_id)
             if self._scheduler.get_job(job_id) is not None:
                 self._scheduler.remove_job(job_id)
         for job_id, job in wanted.items():
-            if self._jobs.get(job_id) == job:
+            old = self._jobs.get(job_id)
+            if old == job:
                 continue
             self._jobs[job_id] = job
+            if old is not None and old.interval == job.interval:
+                continue  # same schedule: apscheduler's job runs what self._jobs holds
             self._scheduler.add_job(
                 self._run,
                 IntervalTrigger(
