@@ -97,6 +97,10 @@ AUTH_WORKERS = 1
 AUTH_MAX_WAITING = 4
 AUTH_KNOWN_EXTRA = 4
 AUTH_BUSY_RETRY_SECONDS = 1.0
+#: CPU that failed checks may use, server-wide: a quarter of a core, after a first 2 s
+#: (many client networks, each within its own limit, must not add up to a core).
+AUTH_FAILURE_CPU_SHARE = 0.25
+AUTH_FAILURE_CPU_BURST = 2.0
 PROBES = ("icmp", "snmp", "tcp")
 REALM = 'Basic realm="netmon", charset="UTF-8"'
 
@@ -327,10 +331,12 @@ class BasicAuth:
     keeps scraping from an address (a NAT) where someone else is guessing passwords. A
     header verified in the last :data:`AUTH_KNOWN_SECONDS` skips the per-client limit
     but gets bcrypt again. Any other header needs a token from the client's
-    :class:`~monitor.ratelimit.FailureLimiter` bucket and a place among
-    :data:`AUTH_MAX_WAITING` queued checks, else it gets 429. bcrypt runs in one worker
-    thread of its own (:data:`AUTH_WORKERS`), so however many clients try, password
-    checks take at most one core and never the event loop.
+    :class:`~monitor.ratelimit.FailureLimiter` bucket, a place among
+    :data:`AUTH_MAX_WAITING` queued checks, and CPU left in the failed checks' budget
+    (:data:`AUTH_FAILURE_CPU_SHARE` of a core server-wide; a check that fails pays its
+    bcrypt CPU time into it), else it gets 429. bcrypt runs in one worker thread of its
+    own (:data:`AUTH_WORKERS`), never on the event loop, so checks take at most one core
+    even from the known lane, and wrong passwords from any number of networks a quarter.
     """
 
     def __init__(
@@ -339,6 +345,8 @@ class BasicAuth:
         clock: Callable[[], float] = time.monotonic,
         limiter: FailureLimiter | None = None,
         max_waiting: int = AUTH_MAX_WAITING,
+        failure_cpu_share: float = AUTH_FAILURE_CPU_SHARE,
+        failure_cpu_burst: float = AUTH_FAILURE_CPU_BURST,
     ):
         self.users = dict(users)
         self.clock = clock
@@ -352,6 +360,10 @@ class BasicAuth:
         self._pool: ThreadPoolExecutor | None = None
         self._waiting = 0
         self._busy_logged_at = -math.inf
+        self._cpu_share = failure_cpu_share
+        self._cpu_burst = failure_cpu_burst
+        self._cpu_left = failure_cpu_burst
+        self._cpu_at = clock()
         #: bcrypt checks that failed, and requests answered 429 by reason
         self.failures = 0
         self.rate_limited = {"client": 0, "busy": 0}
@@ -378,13 +390,16 @@ class BasicAuth:
         if self._waiting >= self.max_waiting + (AUTH_KNOWN_EXTRA if known else 0):
             return self._limited("busy", AUTH_BUSY_RETRY_SECONDS)
         if not known:
+            cpu_left = self._failure_cpu_left(now)
+            if cpu_left <= 0:
+                return self._limited("busy", -cpu_left / self._cpu_share)
             wait = self.limiter.reserve(network)
             if wait > 0:
                 return self._limited("client", wait)
         hashed = self.users.get(user)
         self._waiting += 1
         try:
-            ok = await asyncio.get_running_loop().run_in_executor(
+            ok, cpu = await asyncio.get_running_loop().run_in_executor(
                 self._worker(), _checkpw, password, hashed or self._dummy
             )
         finally:
@@ -395,6 +410,7 @@ class BasicAuth:
             self._remember(digest, now)
             return _OK
         self.failures += 1
+        self._cpu_left -= cpu
         self._ok.pop(digest, None)
         return _DENIED
 
@@ -419,14 +435,22 @@ class BasicAuth:
             self._pool = ThreadPoolExecutor(AUTH_WORKERS, thread_name_prefix="netmon-bcrypt")
         return self._pool
 
+    def _failure_cpu_left(self, now: float) -> float:
+        """Seconds of CPU failed checks may still use (refilled at the share's rate)."""
+        refill = (now - self._cpu_at) * self._cpu_share
+        self._cpu_left = min(self._cpu_burst, self._cpu_left + refill)
+        self._cpu_at = now
+        return self._cpu_left
+
     def _limited(self, reason: str, wait: float) -> AuthVerdict:
         self.rate_limited[reason] += 1
         now = self.clock()
         if reason == "busy" and now - self._busy_logged_at >= 60:
             self._busy_logged_at = now
             log.warning(
-                "basic auth: %d password checks are waiting; answering 429 to new logins "
-                "until they are done (logged at most once a minute)", self._waiting,
+                "basic auth: too many failed logins server-wide (%d checks waiting); "
+                "answering 429 to new logins for now (logged at most once a minute)",
+                self._waiting,
             )  # fmt: skip
         return AuthVerdict(False, wait, reason)
 
@@ -452,11 +476,14 @@ def _credentials(header: str) -> tuple[str, bytes] | None:
     return (user, password.encode("utf-8")) if sep else None
 
 
-def _checkpw(password: bytes, hashed: bytes) -> bool:
+def _checkpw(password: bytes, hashed: bytes) -> tuple[bool, float]:
+    """Whether the password matches, and the CPU seconds the check took (this thread's)."""
+    start = time.thread_time()
     try:
-        return bcrypt.checkpw(password, hashed)
+        ok = bcrypt.checkpw(password, hashed)
     except ValueError:  # bcrypt 5 refuses passwords over 72 bytes
-        return False
+        ok = False
+    return ok, time.thread_time() - start
 
 
 # --- the application ------------------------------------------------------------------
@@ -556,7 +583,7 @@ def _auth_middleware(auth: BasicAuth) -> Any:
             why = (
                 "too many failed logins from your address"
                 if verdict.reason == "client"
-                else "too many logins are being checked"
+                else "too many logins are failing or waiting to be checked"
             )
             return web.Response(
                 status=429, text=f"{why}; try again in {wait} s\n", headers={"Retry-After": wait}

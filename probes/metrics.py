@@ -99,7 +99,7 @@ METRICS: dict[str, MetricDef] = {
     "netmon_process_open_fds": _g("File descriptors the netmon process has open (sockets, files)."),
     # --- the web server (monitor/web.py; only with basic_auth_users) ---
     "netmon_web_auth_failures_total": _c("Basic-auth logins whose password bcrypt checked and rejected (a wrong password or an unknown user)."),
-    "netmon_web_auth_rate_limited_total": _c("Basic-auth logins answered 429 without a password check: the client's network failed too often (reason=client) or too many checks were waiting (reason=busy)."),
+    "netmon_web_auth_rate_limited_total": _c("Basic-auth logins answered 429 without a password check: the client's network failed too often (reason=client), or server-wide too many checks were waiting or failed checks had used their CPU share (reason=busy)."),
     # --- alerts (alerts/, not probes) ---
     "netmon_alerts": _g("Alert instances by state (pending, firing), severity and suppression (none, parent_down, out_of_schedule, silenced, flapping)."),
     "netmon_notifications_total": _c("Notifications handed to a receiver, by receiver, integration (email, webhook, alertmanager) and outcome (delivered, failed: will be retried)."),

@@ -462,3 +462,25 @@ async def test_a_known_credential_has_places_of_its_own_in_the_queue() -> None:
         await auth.close()
     assert [v.reason for v in verdicts[:-1]].count("busy") == 3
     assert verdicts[-1].ok
+
+
+async def test_failed_checks_share_one_cpu_budget_across_addresses() -> None:
+    """Each address is within its own limit, but together their failures used up the
+    server-wide CPU share: the next unknown login waits, a known one still passes."""
+    now = [1000.0]
+    users = {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=6))}
+    auth = BasicAuth(users, clock=lambda: now[0], failure_cpu_share=0.01,
+                     failure_cpu_burst=0.0001)  # fmt: skip
+    try:
+        assert await auth.check(RIGHT, "203.0.113.5")  # successes cost the budget nothing
+        assert not await auth.check(basic("prometheus", "guess"), "192.0.2.1")
+        verdict = await auth.verify(basic("prometheus", "guess"), "192.0.2.2")
+        assert verdict.reason == "busy" and verdict.retry_after and verdict.retry_after > 0
+        assert auth.failures == 1
+        now[0] += AUTH_CACHE_SECONDS + 1
+        assert await auth.check(RIGHT, "203.0.113.5")  # known: not held by the budget
+        now[0] += 3600  # refilled
+        assert not await auth.check(basic("prometheus", "guess"), "192.0.2.2")
+        assert auth.failures == 2
+    finally:
+        await auth.close()
