@@ -91,8 +91,14 @@ PRIV_KEYS: dict[str, type[BasePrivKey]] = {
     "DES": DesKey, "AES": Aes128Key, "AES-192": Aes192Key, "AES-256": Aes256Key,
 }  # fmt: skip
 
-#: Requests in flight at once per client (each on its own session socket).
+#: Requests in flight at once per client (each on its own session socket), in two lanes:
+#: agents that answer promptly, and agents that went silent, answer slowly or have not
+#: answered yet. Requests in the second lane mostly wait (a timeout, a late answer), so
+#: it is wider, and a fleet's dead and slow devices never hold a healthy one's turn.
 MAX_IN_FLIGHT = 64
+MAX_IN_FLIGHT_SLOW = 512
+#: Round trips slower than this (smoothed) put an agent in the slow lane.
+SLOW_LANE_RTT = 0.5
 #: Idle sessions kept, in all (at most; see _idle_cap) and per agent; each holds two
 #: file descriptors.
 MAX_IDLE_SESSIONS = 2048
@@ -141,6 +147,7 @@ class _Agent:
     rtt: float = 0.0  # smoothed round-trip time, seconds
     engine_id: bytes = b""
     requests_last_poll: int = 0  # requests of the last complete probe run
+    slow_lane: bool = True  # until it answers promptly (see MAX_IN_FLIGHT_SLOW)
 
 
 class _Session:
@@ -194,6 +201,7 @@ class SnmpClient:
     def __init__(self, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._in_flight_limit = max_in_flight
         self._in_flight: asyncio.Semaphore | None = None
+        self._in_flight_slow: asyncio.Semaphore | None = None
         self._idle: OrderedDict[tuple[Any, ...], list[_Session]] = OrderedDict()
         self._idle_count = 0
         self._agents: dict[tuple[str, int], _Agent] = {}
@@ -296,7 +304,7 @@ class SnmpClient:
         self._idle.clear()
         self._idle_count = 0
         self._agents.clear()
-        self._in_flight = None  # may be reused in a new loop
+        self._in_flight = self._in_flight_slow = None  # may be reused in a new loop
         if self._diagnoser is not None:
             await self._diagnoser.aclose()
             self._diagnoser = None
@@ -404,10 +412,14 @@ class SnmpClient:
     async def _request(self, ep: SnmpEndpoint, stop_at: float | None,
                        send: Callable[[Any], None],
                        recv: Callable[[Any], T]) -> tuple[ber.Header, T]:
-        """One request with the endpoint's timeout and retries on a pooled session."""
-        if self._in_flight is None:
+        """One request with the endpoint's timeout and retries on a pooled session, in
+        the agent's lane (prompt, or silent/slow)."""
+        if self._in_flight is None or self._in_flight_slow is None:
             self._in_flight = asyncio.Semaphore(self._in_flight_limit)
-        async with self._in_flight:
+            self._in_flight_slow = asyncio.Semaphore(
+                max(self._in_flight_limit, min(MAX_IN_FLIGHT_SLOW, self._idle_limit // 2)))
+        lane = self._in_flight_slow if self._agent(ep).slow_lane else self._in_flight
+        async with lane:
             for attempt in (1, 2):
                 session = await self._session(ep, stop_at)
                 reused = session.last_used > 0
@@ -496,7 +508,9 @@ class SnmpClient:
                     raise
                 rtt = time.monotonic() - sent
                 agent.rtt = rtt if not agent.rtt else agent.rtt * 0.7 + rtt * 0.3
+                agent.slow_lane = agent.rtt > SLOW_LANE_RTT
                 return header, value
+        agent.slow_lane = True
         tries = ep.retries + 1
         raise _Failed(SnmpFailure(
             Status.TIMEOUT,

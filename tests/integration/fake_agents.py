@@ -2,18 +2,30 @@
 
 Each runs in a daemon thread with blocking sockets, independent of the test's event
 loop, and stops when its ``with`` block ends. Only 127.0.0.1 is ever used.
+
+:func:`serve_chaos` is the exception: many misbehaving agents (silent, slow, garbage,
+truncated) on many 127.0.0.0/8 addresses in one process of their own, so a fleet's agents
+use a CPU that is measured apart from netmon's (``tests/chaos_fleet_lab.py`` starts it).
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import json
+import os
+import random
 import selectors
+import signal
 import socket
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
@@ -394,3 +406,136 @@ class MutatingAgent:
         self._thread.join(timeout=2)
         self.front.close()
         self.back.close()
+
+
+# -- a fleet of misbehaving agents in one process (the chaos fleet) -----------------------
+
+#: What a chaos agent does with each request: drop it, answer it late, answer with bytes
+#: that are not SNMP, or answer with a real response cut short.
+CHAOS_KINDS = ("silent", "slow", "garbage", "truncated")
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosSpec:
+    """One misbehaving agent: its loopback address, kind, and (``slow``) the delay of
+    every answer in seconds. ``slow`` and ``truncated`` answer from the recordings
+    (community = the recording's path), through benchmarks/fast_agent.py's encoder."""
+
+    address: str
+    kind: str
+    delay: float = 0.0
+
+
+def garbage_answer(address: str, n: int) -> bytes:
+    """Not SNMP, in three flavours by address and request number: a text protocol's
+    error, random bytes, and a BER SEQUENCE of the right length full of random bytes."""
+    rng = random.Random(f"{address}/{n}")
+    flavour = (sum(map(int, address.split("."))) + n) % 3
+    if flavour == 0:
+        return b"HTTP/1.0 400 Bad Request\r\n\r\n"
+    body = rng.randbytes(rng.randint(1, 200))
+    if flavour == 1:
+        return body
+    return bytes([0x30, len(body)]) + body if len(body) < 0x80 else \
+        bytes([0x30, 0x81, len(body)]) + body
+
+
+def truncated_answer(real: bytes, address: str, n: int) -> bytes:
+    """The real answer cut somewhere after its first two bytes (its lengths overrun)."""
+    rng = random.Random(f"{address}/{n}")
+    return real[: rng.randint(2, max(2, len(real) - 1))]
+
+
+def serve_chaos(specs: Sequence[ChaosSpec], port: int, max_seconds: float,
+                ready: Any = None) -> dict[str, int]:
+    """Serve every spec on ``address:port`` in this process until SIGTERM/SIGINT, the
+    parent's death or ``max_seconds``; returns what was done. Loopback addresses only."""
+    repo = str(Path(__file__).resolve().parents[2])
+    if repo not in sys.path:  # run as a script
+        sys.path.insert(0, repo)
+    from benchmarks import fast_agent
+
+    agent = fast_agent.Agent(fast_agent.load_recordings())
+    stats = {"requests": 0, "dropped": 0, "answered": 0}
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    parent = os.getppid()
+    sel = selectors.DefaultSelector()
+    socks: list[socket.socket] = []
+    due: list[tuple[float, int, socket.socket, bytes, tuple[str, int]]] = []
+    seq = 0
+    try:
+        for spec in specs:
+            if spec.kind not in CHAOS_KINDS:
+                raise ValueError(f"unknown chaos kind {spec.kind!r}")
+            if not ipaddress.ip_address(spec.address).is_loopback:
+                raise ValueError(f"{spec.address} is not a loopback address")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind((spec.address, port))
+            s.setblocking(False)
+            socks.append(s)
+            sel.register(s, selectors.EVENT_READ, (s, spec))
+        if ready is not None:
+            ready.write(json.dumps({"ready": len(socks), "pid": os.getpid()}) + "\n")
+            ready.flush()
+        deadline = time.monotonic() + max_seconds
+        while not stop and time.monotonic() < deadline and os.getppid() == parent:
+            wait = 0.5 if not due else min(0.5, max(0.0, due[0][0] - time.monotonic()))
+            for key, _ in sel.select(timeout=wait):
+                s, spec = key.data
+                for _ in range(64):  # a bounded burst, then the others
+                    try:
+                        data, peer = s.recvfrom(65535)
+                    except OSError:
+                        break
+                    stats["requests"] += 1
+                    seq += 1
+                    reply: bytes | None = None
+                    if spec.kind == "garbage":
+                        reply = garbage_answer(spec.address, seq)
+                    elif spec.kind in ("slow", "truncated"):
+                        reply = agent.handle(data)
+                        if reply is not None and spec.kind == "truncated":
+                            reply = truncated_answer(reply, spec.address, seq)
+                    if reply is None:
+                        stats["dropped"] += 1
+                        continue
+                    at = time.monotonic() + (spec.delay if spec.kind == "slow" else 0.0)
+                    heapq.heappush(due, (at, seq, s, reply, peer))
+            now = time.monotonic()
+            while due and due[0][0] <= now:
+                _, _, s, reply, peer = heapq.heappop(due)
+                try:
+                    s.sendto(reply, peer)
+                    stats["answered"] += 1
+                except OSError:
+                    stats["dropped"] += 1
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
+    return stats
+
+
+def _chaos_main() -> int:
+    """``python tests/integration/fake_agents.py --chaos PORT MAX_SECONDS``: specs as
+    JSON lines on stdin; a ready line, and at the end the stats, on stdout."""
+    port, max_seconds = int(sys.argv[2]), float(sys.argv[3])
+    specs = [ChaosSpec(**json.loads(line)) for line in sys.stdin if line.strip()]
+    stats = serve_chaos(specs, port, max_seconds, ready=sys.stdout)
+    sys.stdout.write(json.dumps({"stats": stats}) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--chaos"]:
+        raise SystemExit(_chaos_main())
+    raise SystemExit("usage: fake_agents.py --chaos PORT MAX_SECONDS < specs.jsonl")
