@@ -6,7 +6,7 @@
 
 Runs the real ``netmon run`` (its own generated inventory, work dir and alert state
 file) against SNMP devices in the issue's mix: 55 % healthy (switch and printer
-recordings on benchmarks/fast_agent.py), 20 % that never answer, 10 % slow (1.25-3 s per
+recordings on benchmarks/fast_agent.py), 20 % that never answer, 10 % slow (1-3 s per
 request), 2.5 % garbage, 2.5 % truncated BER, 5 % wrong community and 5 % SNMPv3 with a
 wrong password (net-snmp snmpd), plus ICMP targets of which 20 % are dead (routed into
 a network namespace made here, so root is needed). tests/chaos_fleet_lab.py builds the

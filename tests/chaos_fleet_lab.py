@@ -9,7 +9,7 @@ kind                          share   status          served by
 ============================  ======  ==============  ==================================
 healthy (switch or printer)   55 %    ok              benchmarks/fast_agent.py
 silent (never answers)        20 %    timeout         a bound UDP socket that drops
-slow (1.25-3 s per request)   10 %    ok or partial   chaos agent, answers late
+slow (1-3 s per request)      10 %    ok or partial   chaos agent, answers late
 garbage (not SNMP)            2.5 %   protocol_error  chaos agent
 truncated (BER cut short)     2.5 %   protocol_error  chaos agent
 wrong community               5 %     auth_error      net-snmp snmpd (v2c)
@@ -21,7 +21,7 @@ nothing listening would instead draw ICMP port-unreachable (netmon waits it out 
 silence too). The chaos agents (``tests/integration/fake_agents.py --chaos``) run in a
 process of their own. Slow agents serve the largest switch recording (about 20 requests
 for system + interfaces): every answer comes, late, so every run must bring data, ``ok``
-when the walks end before the probe's deadline (1.25-2.5 s per request), ``partial``
+when the walks end before the probe's deadline (1-2.5 s per request), ``partial``
 with "answers slowly" when the deadline comes first (3 s), never a timeout. The two
 auth kinds are told apart by their explanation ("wrong community" vs "wrong digest").
 
@@ -80,7 +80,7 @@ SNMP_SHARES: tuple[tuple[str, float], ...] = (
 )  # fmt: skip
 DEAD_ICMP_SHARE = 0.20
 #: Per-request delays of the slow agents, spread over the fleet (seconds).
-SLOW_DELAYS = (1.25, 1.5, 2.0, 2.5, 3.0)
+SLOW_DELAYS = (1.0, 1.5, 2.0, 2.5, 3.0)
 SLOW_RECORDING = "switch/hp-procurve-e2910al-24g-poe"
 #: SNMP settings of the whole fleet: the timeout is above the slowest agent's delay.
 SNMP_TIMEOUT, SNMP_RETRIES = 4.0, 1
@@ -784,4 +784,7 @@ def table(fig: Figures) -> str:
     lines.append(f"runs in the window by status: {fig.runs}; skipped: {fig.skipped or 'none'}")
     if fig.missed_examples:
         lines.append("missed: " + "; ".join(fig.missed_examples))
+    lines.append("")
+    lines.append("one explanation of each kind (/api/targets):")
+    lines += [f"- {k.kind}: {k.example[:240]}" for k in fig.kinds]
     return "\n".join(lines)
