@@ -52,7 +52,7 @@ from typing import Protocol, TypeGuard
 
 from pydantic import Field
 
-from alerts.db import ensure_schema, transaction
+from alerts.db import StateStore, as_store
 from alerts.model import (
     TARGET_LABELS,
     Alert,
@@ -64,12 +64,13 @@ from alerts.model import (
 )
 from alerts.schedule import Schedule, is_expected_online
 from alerts.silences import (
+    SILENCE_SCHEMA,
     Matcher,
     Silence,
     add_silence,
-    ensure_silence_schema,
     expire_silence,
     list_silences,
+    restore_silences,
 )
 from probes.result import Sample
 from probes.settings import Duration, StrictModel
@@ -152,20 +153,23 @@ class AlertEngine:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | StateStore,
         settings: EngineSettings,
         *,
         schedules: Mapping[str, Schedule],
         base_dir: Path,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.conn = conn
+        #: The state file; while it is faulty, an in-memory copy (see alerts.db).
+        self.store = as_store(conn)
         self.settings = settings
         self.schedules = dict(schedules)
         self.base_dir = Path(base_dir)
         self.clock = clock
-        ensure_schema(conn, "engine", 1, _SCHEMA)
-        ensure_silence_schema(conn)
+        self.store.ensure_schema("engine", 1, _SCHEMA)
+        self.store.ensure_schema("silences", 1, SILENCE_SCHEMA)
+        self._generation = self.store.generation
+        conn = self.store.conn
         self._targets: dict[str, TargetLike] = {}
         self._instances: dict[str, _Instance] = {}
         #: Fingerprints of each target's instances (observe touches only these).
@@ -198,6 +202,10 @@ class AlertEngine:
         self._in_schedule: dict[str, bool] = {}
         self._down = self._down_targets()
         self._silences: list[Silence] = list_silences(conn, now=self.clock())
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.store.conn
 
     # --- public API ------------------------------------------------------------------
 
@@ -236,7 +244,7 @@ class AlertEngine:
     def tick(self, now: float | None = None) -> list[Alert]:
         """Time passes: ``for`` elapsed, schedules, silences, flapping, resolved expiry."""
         at = self.clock() if now is None else now
-        self._silences = list_silences(self.conn, now=at)
+        self._silences = self.store.read(lambda conn: list_silences(conn, now=at))
         return self._settle(at, self._snapshot())
 
     def alerts(self) -> list[Alert]:
@@ -268,20 +276,21 @@ class AlertEngine:
     ) -> Silence:  # fmt: skip
         """Store a silence (it applies from the next observe/tick)."""
         now = self.clock()
-        silence = add_silence(
-            self.conn, matchers, starts_at=now if starts_at is None else starts_at,
+        silence = self.store.write(lambda conn: add_silence(
+            conn, matchers, starts_at=now if starts_at is None else starts_at,
             ends_at=ends_at, author=author, comment=comment, now=now,
-        )  # fmt: skip
-        self._silences = list_silences(self.conn, now=now)
+        ))  # fmt: skip
+        self._silences = self.store.read(lambda conn: list_silences(conn, now=now))
         return silence
 
     def list_silences(self, *, include_expired: bool = False) -> list[Silence]:
-        return list_silences(self.conn, now=self.clock(), include_expired=include_expired)
+        return self.store.read(lambda conn: list_silences(
+            conn, now=self.clock(), include_expired=include_expired))
 
     def expire_silence(self, silence_id: str) -> Silence | None:
         now = self.clock()
-        found = expire_silence(self.conn, silence_id, now=now)
-        self._silences = list_silences(self.conn, now=now)
+        found = self.store.write(lambda conn: expire_silence(conn, silence_id, now=now))
+        self._silences = self.store.read(lambda conn: list_silences(conn, now=now))
         return found
 
     # --- state machine ---------------------------------------------------------------
@@ -481,6 +490,8 @@ class AlertEngine:
         }
 
     def _persist(self, now: float) -> None:
+        if self._generation != self.store.generation:
+            self._rewrite_all()
         gone = [
             fp
             for fp, inst in self._instances.items()
@@ -501,21 +512,33 @@ class AlertEngine:
         self._dirty_targets = set()
         if not (changed or deleted or flips or targets):
             return
-        with transaction(self.conn):
-            self.conn.executemany("INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?,?,?,?)", changed)
-            self.conn.executemany(
-                "DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deleted]
-            )
-            self.conn.executemany("INSERT INTO alert_flips VALUES (?, ?)", flips)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?,?,?,?)", changed)
+            conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deleted])
+            conn.executemany("INSERT INTO alert_flips VALUES (?, ?)", flips)
             if flips:
-                self.conn.execute(
+                conn.execute(
                     "DELETE FROM alert_flips WHERE at <= ?", (now - self.settings.flapping.window,)
                 )
-            self.conn.executemany("INSERT OR REPLACE INTO alert_targets VALUES (?, ?, ?)", targets)
+            conn.executemany("INSERT OR REPLACE INTO alert_targets VALUES (?, ?, ?)", targets)
+
+        self.store.write(write)
         for fp in deleted:
             del self._written[fp]
         for row in changed:
             self._written[str(row[0])] = digests[str(row[0])]
+
+    def _rewrite_all(self) -> None:
+        """The store lost what it held (its file was unreadable): write everything
+        this engine knows again at this persist (instances, flips, targets, silences)."""
+        self._generation = self.store.generation
+        self._written = {}
+        self._touched = set(self._instances)
+        self._new_flips = [(fp, at) for fp, flips in self._flips.items() for at in flips]
+        self._dirty_targets = set(self._observed) | set(self._up_since)
+        silences = self._silences
+        self.store.write(lambda conn: restore_silences(conn, silences))
 
 
 def read_alerts(conn: sqlite3.Connection) -> list[Alert]:

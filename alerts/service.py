@@ -6,6 +6,9 @@ a one-second tick that promotes pending alerts whose ``for`` has elapsed and let
 notifier group and deliver, and answers the web server and the status page.
 
 It knows nothing of ``monitor``: results come in as plain :class:`ProbeResult` maps.
+The state file is a :class:`alerts.db.StateStore`: a file that cannot be used at start
+raises :class:`alerts.db.StateStoreError` (its text says what to do); one that fails
+later is replaced by memory until it works again (checked every tick).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from alerts.db import open_db
+from alerts.db import StateStore, error_for
 from alerts.engine import DEFAULT_STATE_FILE, AlertEngine
 from alerts.model import Alert
 from alerts.notify import Notifier
@@ -56,14 +59,19 @@ class AlertService:
         self.external_url = external_url
         self.settings = settings
         self.path = state_path(settings, self.base_dir)
-        self.conn: sqlite3.Connection = open_db(self.path)
+        self.store = StateStore.open(self.path)
         self.rules = RuleSet.from_settings(settings)
-        self.engine = AlertEngine(
-            self.conn, settings, schedules=schedules, base_dir=self.base_dir, clock=clock
-        )
-        self.notifier = Notifier(
-            self.conn, settings, base_dir=self.base_dir, clock=clock, external_url=external_url
-        )
+        try:
+            self.engine = AlertEngine(
+                self.store, settings, schedules=schedules, base_dir=self.base_dir, clock=clock
+            )
+            self.notifier = Notifier(
+                self.store, settings, base_dir=self.base_dir, clock=clock,
+                external_url=external_url,
+            )  # fmt: skip
+        except sqlite3.Error as exc:  # the tables themselves are unreadable
+            self.store.close()
+            raise error_for(self.path, exc) from None
         self._targets: dict[str, TargetInfo] = {}
         self._tick_task: asyncio.Task[None] | None = None
 
@@ -86,13 +94,13 @@ class AlertService:
             self.rules = RuleSet.from_settings(settings)
             await self.notifier.stop()
             self.notifier = Notifier(
-                self.conn, settings, base_dir=self.base_dir, clock=self.clock,
+                self.store, settings, base_dir=self.base_dir, clock=self.clock,
                 external_url=self.external_url,
             )  # fmt: skip
             await self.notifier.start()
             self.settings = settings
         self.engine = AlertEngine(
-            self.conn, settings, schedules=schedules, base_dir=self.base_dir, clock=self.clock
+            self.store, settings, schedules=schedules, base_dir=self.base_dir, clock=self.clock
         )
         self.set_targets(targets)
 
@@ -110,6 +118,7 @@ class AlertService:
 
     def tick(self, now: float | None = None) -> None:
         at = self.clock() if now is None else now
+        self.store.check()
         self.engine.tick(at)
         self.notifier.update(self.engine.alerts(), at)
 
@@ -133,11 +142,11 @@ class AlertService:
             self._tick_task = None
         self.engine.tick()  # persist conditions recorded since the last tick
         await self.notifier.stop()
-        self.conn.close()
+        self.store.close()
 
     def alerts(self) -> list[Alert]:
         """Pending, firing and recently resolved alerts (suppressed ones with their reason)."""
         return self.engine.alerts()
 
     def samples(self) -> list[Sample]:
-        return [*self.engine.samples(), *self.notifier.samples()]
+        return [*self.engine.samples(), *self.notifier.samples(), *self.store.samples()]

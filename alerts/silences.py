@@ -18,7 +18,7 @@ from typing import Any
 
 from alerts.db import ensure_schema, transaction
 
-_SCHEMA = (
+SILENCE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS silences (
         id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL,
         ends_at REAL NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL,
@@ -93,7 +93,7 @@ class Silence:
 
 
 def ensure_silence_schema(conn: sqlite3.Connection) -> None:
-    ensure_schema(conn, "silences", 1, _SCHEMA)
+    ensure_schema(conn, "silences", 1, SILENCE_SCHEMA)
 
 
 def add_silence(
@@ -143,6 +143,17 @@ def list_silences(
         )
         for row in rows
     ]
+
+
+def restore_silences(conn: sqlite3.Connection, silences: Sequence[Silence]) -> None:
+    """Store ``silences`` again (kept in memory while the state file was unusable)."""
+    ensure_silence_schema(conn)
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR IGNORE INTO silences VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(s.id, "\n".join(str(m) for m in s.matchers), s.starts_at, s.ends_at, s.author,
+              s.comment, s.created_at) for s in silences],
+        )
 
 
 def expire_silence(conn: sqlite3.Connection, silence_id: str, *, now: float) -> Silence | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from alerts.db import StateStoreError
 from alerts.engine import DEFAULT_STATE_FILE
 from alerts.settings import AlertsSettings
 from monitor.config import (
@@ -434,6 +435,10 @@ async def run(
     except ConfigFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 1
+    except StateStoreError as exc:  # the alert state file: what is wrong, what to do
+        print(f"netmon: {exc}", file=sys.stderr)
+        await monitor.stop()
         return 1
     except (ConfigError, ValueError) as exc:
         print(f"{config_path}: {exc}", file=sys.stderr)

@@ -111,6 +111,8 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
     "netmon_alerts": ("state", "severity", "suppressed"),
     "netmon_notifications_total": ("receiver", "integration", "outcome"),
     "netmon_notifications_pending": ("receiver", "integration"),
+    "netmon_state_store_ok": (),
+    "netmon_state_store_faults_total": ("reason",),
     "netmon_build_info": ("version",),
 }
 

@@ -104,4 +104,6 @@ METRICS: dict[str, MetricDef] = {
     "netmon_alerts": _g("Alert instances by state (pending, firing), severity and suppression (none, parent_down, out_of_schedule, silenced, flapping)."),
     "netmon_notifications_total": _c("Notifications handed to a receiver, by receiver, integration (email, webhook, alertmanager) and outcome (delivered, failed: will be retried)."),
     "netmon_notifications_pending": _g("Notifications waiting in the outbox (not yet delivered), by receiver and integration."),
+    "netmon_state_store_ok": _g("1 while the alert state file (alerts.state_file) takes writes; 0 while it is unusable and alert state and the outbox are kept in memory only."),
+    "netmon_state_store_faults_total": _c("Times the alert state file became unusable, by reason (disk_full, read_only, corrupt, locked, deleted, io_error)."),
 }

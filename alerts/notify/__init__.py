@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
-from alerts.db import transaction
+from alerts.db import StateStore
 from alerts.model import Alert, AlertState, Notification, Severity
 from alerts.notify.alertmanager import post_alerts
 from alerts.notify.dispatcher import Dispatcher
@@ -44,8 +44,8 @@ __all__ = [
 class Notifier:
     """The dispatcher plus the outbox delivery loop (see the module docstring)."""
 
-    def __init__(self, conn: sqlite3.Connection, settings: NotifySettings, *, base_dir: Path,
-                 clock: Callable[[], float] = time.time, external_url: str = "",
+    def __init__(self, conn: sqlite3.Connection | StateStore, settings: NotifySettings, *,
+                 base_dir: Path, clock: Callable[[], float] = time.time, external_url: str = "",
                  poll_interval: float = 1.0) -> None:
         self.settings = settings
         self.base_dir = base_dir
@@ -107,21 +107,17 @@ class Notifier:
                 await self._deliver(row)
             except DeliveryError as exc:
                 delay = min(self.settings.retry.max, self.settings.retry.initial * 2 ** n.attempts)
-                with transaction(self.outbox.conn):
-                    self.outbox.mark_failed(n.id, str(exc), now + delay)
+                self.outbox.mark_failed(n.id, str(exc), now + delay)
                 self.counts[(n.receiver, row.integration, "failed")] += 1
                 log.warning("notification to %s (%s) failed, retry in %.0fs: %s",
                             n.receiver, row.integration, delay, exc)
                 break
             except _Undeliverable as exc:
-                with transaction(self.outbox.conn):
-                    self.outbox.mark_failed(n.id, str(exc), now)
-                    self.outbox.mark_delivered(n.id, now)
+                self.outbox.mark_dropped(n.id, str(exc), now)
                 self.counts[(n.receiver, row.integration, "dropped")] += 1
                 log.warning("notification to %s (%s) dropped: %s", n.receiver, row.integration, exc)
             else:
-                with transaction(self.outbox.conn):
-                    self.outbox.mark_delivered(n.id, now)
+                self.outbox.mark_delivered(n.id, now)
                 self.counts[(n.receiver, row.integration, "delivered")] += 1
                 if n.attempts:
                     log.info("notification to %s (%s) delivered after %d failed attempts",

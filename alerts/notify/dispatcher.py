@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.db import transaction
 from alerts.model import Alert, AlertState, Notification, Suppression
 from alerts.notify.outbox import GroupState, Outbox, OutboxRow
 from alerts.notify.settings import NotifySettings, RouteSettings
@@ -123,13 +122,17 @@ class Dispatcher:
         self.ttl_factor = alertmanager_ttl_factor
 
     def dispatch(self, alerts: Sequence[Alert], now: float, busy: set[int] | None = None) -> int:
-        """Write every notification due at ``now``; returns how many rows were added."""
-        with transaction(self.outbox.conn):
+        """Write every notification due at ``now``; returns how many rows were added.
+        All in one transaction; the dispatcher keeps no memory of its own, so if the
+        state file fails mid-way, the store runs it again on its in-memory copy."""
+
+        def write(_conn: object) -> int:
             added = self._flapping(alerts, now) if self.settings.receivers else 0
             if self.settings.receivers:
                 added += self._groups(alerts, now)
-            added += self._alertmanagers(alerts, now, busy or set())
-        return added
+            return added + self._alertmanagers(alerts, now, busy or set())
+
+        return self.outbox.store.write(write)
 
     # --- receivers ---
     def _route(self, alert: Alert) -> list[tuple[Route, str]]:

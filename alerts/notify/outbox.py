@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.db import ensure_schema, transaction
+from alerts.db import StateStore, as_store, transaction
 from alerts.model import Alert, Notification
 
 SCHEMA = (
@@ -64,11 +64,18 @@ class GroupState:
 
 
 class Outbox:
-    """Small typed access to the notifier's tables (the caller owns the connection)."""
+    """Small typed access to the notifier's tables (the caller owns the connection).
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        ensure_schema(conn, "notify", 1, SCHEMA)
+    Writers wrap a batch of calls in ``outbox.store.write``; reads called on their own
+    go through ``store.read``, so a faulty state file is handled by the store."""
+
+    def __init__(self, conn: sqlite3.Connection | StateStore) -> None:
+        self.store = as_store(conn)
+        self.store.ensure_schema("notify", 1, SCHEMA)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.store.conn
 
     # --- outbox rows ---
     def add(self, row: OutboxRow) -> int:
@@ -106,8 +113,8 @@ class Outbox:
 
     def due(self, now: float) -> list[OutboxRow]:
         """Undelivered rows, oldest first (callers keep per-destination order)."""
-        rows = self.conn.execute(
-            "SELECT * FROM notify_outbox WHERE delivered_at IS NULL ORDER BY id").fetchall()
+        rows = self.store.read(lambda conn: conn.execute(
+            "SELECT * FROM notify_outbox WHERE delivered_at IS NULL ORDER BY id").fetchall())
         out = []
         for r in rows:
             payload = json.loads(r["payload"])
@@ -121,23 +128,30 @@ class Outbox:
         return out
 
     def mark_delivered(self, row_id: int, now: float) -> None:
-        self.conn.execute("UPDATE notify_outbox SET delivered_at = ?, last_error = '' WHERE id = ?",
-                          (now, row_id))
+        self.store.write(lambda conn: conn.execute(
+            "UPDATE notify_outbox SET delivered_at = ?, last_error = '' WHERE id = ?",
+            (now, row_id)))
 
     def mark_failed(self, row_id: int, error: str, next_attempt_at: float) -> None:
-        self.conn.execute(
+        self.store.write(lambda conn: conn.execute(
             "UPDATE notify_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-            " WHERE id = ?", (error, next_attempt_at, row_id))
+            " WHERE id = ?", (error, next_attempt_at, row_id)))
+
+    def mark_dropped(self, row_id: int, error: str, now: float) -> None:
+        """Give up on a row (its destination is gone): one failed attempt, then done."""
+        self.store.write(lambda conn: conn.execute(
+            "UPDATE notify_outbox SET attempts = attempts + 1, last_error = ?, delivered_at = ?"
+            " WHERE id = ?", (error, now, row_id)))
 
     def pending_counts(self) -> dict[tuple[str, str], int]:
-        rows = self.conn.execute(
+        rows = self.store.read(lambda conn: conn.execute(
             "SELECT receiver, integration, COUNT(*) FROM notify_outbox WHERE delivered_at IS NULL"
-            " GROUP BY receiver, integration").fetchall()
+            " GROUP BY receiver, integration").fetchall())
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def prune(self, now: float) -> None:
-        self.conn.execute("DELETE FROM notify_outbox WHERE delivered_at < ?",
-                          (now - KEEP_DELIVERED_SECONDS,))
+        self.store.write(lambda conn: conn.execute(
+            "DELETE FROM notify_outbox WHERE delivered_at < ?", (now - KEEP_DELIVERED_SECONDS,)))
 
     # --- notification log (groups, flapping, Alertmanager) ---
     def groups(self) -> dict[str, GroupState]:
