@@ -1,7 +1,7 @@
 """netmon against a fleet where a lot goes wrong: the chaos fleet (issue 16).
 
     .venv/bin/python benchmarks/chaos_fleet.py            # 1,000 SNMP + 2,000 ICMP, 30 s, ~3 min
-    .venv/bin/python benchmarks/chaos_fleet.py --quick    # 50 + 40 at 10 s, ~1.5 min
+    .venv/bin/python benchmarks/chaos_fleet.py --quick    # 50 + 40 at 10 s, ~1 min
     .venv/bin/python benchmarks/chaos_fleet.py --devices 200 --icmp 400 --seconds 60
 
 Runs the real ``netmon run`` (its own generated inventory, work dir and alert state

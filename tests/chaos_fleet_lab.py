@@ -781,7 +781,8 @@ def table(fig: Figures) -> str:
     lines.append("")
     lines.append(f"netmon's log: {lg['tracebacks']} tracebacks, {lg['pyasn1']} pyasn1 lines, "
                  f"{lg['panics']} Rust panics (all must be 0) {_mark(not any(lg.values()))}")
-    lines.append(f"runs in the window by status: {fig.runs}; skipped: {fig.skipped or 'none'}")
+    lines.append(f"runs from the first to the last scrape, by status: {fig.runs}; skipped: "
+                 f"{fig.skipped or 'none'}")
     if fig.missed_examples:
         lines.append("missed: " + "; ".join(fig.missed_examples))
     lines.append("")
