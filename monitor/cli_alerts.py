@@ -133,11 +133,18 @@ def _with_config(fn: Any, *, secrets: bool = False) -> Any:
     others work without the service's environment."""
 
     def run(opts: argparse.Namespace) -> int:
+        import sqlite3
+
+        from alerts.db import error_for
+
         try:
             section, base_dir = alert_settings(opts.config, getattr(opts, "state_file", None), secrets=secrets)
             code: int = fn(opts, section, base_dir)
         except ConfigProblem as exc:
             return _problems(exc.problems, f"config error in {opts.config}")
+        except sqlite3.Error as exc:  # the state file: what is wrong and what to do
+            print(f"netmon: {error_for(state_file(section, base_dir), exc)}", file=sys.stderr)
+            return EXIT_PROBLEM
         return code
 
     return run

@@ -268,6 +268,19 @@ def test_startup_corrupt(tmp_path: Path, damage: Any) -> None:
     assert code is None, out
 
 
+def test_cli_on_a_corrupt_file_says_so(tmp_path: Path) -> None:
+    """``netmon alerts list`` and ``netmon silence add`` read the same file."""
+    state = tmp_path / "netmon-alerts.db"
+    _garbage(state)
+    (tmp_path / "netmon.yml").write_text(netmon_config(state))
+    for args in (["alerts", "list"], ["silence", "add", "-m", "target=intranet", "--duration",
+                                      "1h", "--author", "sam", "--comment", "reimaging"]):
+        proc = subprocess.run([str(NETMON), *args, "-c", str(tmp_path / "netmon.yml")],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert_refused(proc.returncode, proc.stdout + proc.stderr, str(state),
+                       "not a netmon state database (corrupt?)", "move it aside")
+
+
 def test_startup_locked_by_another_process(tmp_path: Path) -> None:
     state = tmp_path / "netmon-alerts.db"
     make_state(state, alerts=1)
