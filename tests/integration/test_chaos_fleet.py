@@ -49,7 +49,7 @@ def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             run.stop()
         log = run.log_path.read_text(errors="replace")
         fig = lab.evaluate(fl, scrapes, targets, log, window)
-        yield fl, fig, lab.table(fig) + "\n" + log[-3000:]
+    yield fl, fig, lab.table(fig) + "\n" + log[-3000:]  # agents and namespace gone
 
 
 def test_the_fleet_has_every_kind(chaos_run: tuple[lab.Fleet, lab.Figures, str]) -> None:
