@@ -291,6 +291,10 @@ class StateStore:
         self._file: sqlite3.Connection | None = conn
         self._mem: sqlite3.Connection | None = None
         self._identity = _identity(path)
+        #: The file kept open to read its header: closing any descriptor of a database
+        #: file drops the process's POSIX locks on it, SQLite's included, so it is
+        #: opened once and closed only after SQLite's connection.
+        self._header_fd = _open_fd(path)
         self._schemas: dict[str, tuple[int, tuple[str, ...]]] = {}
         self._depth = 0
         #: The current fault (one of REASONS) and its words, None while healthy.
@@ -379,7 +383,7 @@ class StateStore:
             if _identity(self.path) != self._identity:
                 self._enter("deleted", "", quiet=True)  # logged by _heal, either way
                 self._heal()
-            elif not _has_sqlite_header(self.path):
+            elif not _has_sqlite_header(self._header_fd):
                 # Overwritten under netmon: its cache and WAL would hide this for long.
                 self._enter("corrupt", "its header is no longer SQLite's")
             return
@@ -409,6 +413,12 @@ class StateStore:
             if conn is not None:
                 conn.close()
         self._mem = self._file = None
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._header_fd is not None:
+            os.close(self._header_fd)
+            self._header_fd = None
 
     # --- faults and recovery -----------------------------------------------------------
 
@@ -437,6 +447,7 @@ class StateStore:
                 old.close()
             except sqlite3.Error:
                 pass
+        self._close_fd()
         if not copied:
             mem.close()
             mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -492,6 +503,8 @@ class StateStore:
         self._mem.close()
         self._mem, self._file = None, new
         self._identity = _identity(self.path)
+        self._close_fd()
+        self._header_fd = _open_fd(self.path)
         self.reason, self.problem, self.fix = None, "", ""
         outbox = 0
         try:
@@ -567,11 +580,21 @@ def _check_writable(conn: sqlite3.Connection) -> None:
                      (os.getpid(), time.time()))
 
 
-def _has_sqlite_header(path: Path) -> bool:
-    """The file starts as every SQLite database does (or is still empty)."""
+def _open_fd(path: Path | None) -> int | None:
+    if path is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _has_sqlite_header(fd: int | None) -> bool:
+    """The file starts as every SQLite database does (or is still empty)."""
+    if fd is None:
+        return True
+    try:
+        head = os.pread(fd, 16, 0)
     except OSError:
         return True  # unreadable: the next read or write says why
     return head in (b"", b"SQLite format 3\0")

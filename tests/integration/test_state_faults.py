@@ -11,6 +11,7 @@ cleared writes everything to the file again, so a restarted netmon loses nothing
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -411,6 +412,26 @@ async def _fault_and_recover(lab: Lab, caplog: pytest.LogCaptureFixture, reason:
     finally:
         await again.close()
         lab.svc.store.close()
+
+
+async def test_other_processes_see_every_write(tmp_path: Path, hook: Hook) -> None:
+    """The store's own checks (every tick) must not disturb SQLite's locks: another
+    process (``netmon alerts list``) sees each new alert while the service runs."""
+    lab = Lab(tmp_path / "netmon-alerts.db", hook)
+    code = ("import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1])\n"
+            "print(' '.join(sorted(r[0] for r in c.execute('SELECT target FROM alerts'))))\n")
+    try:
+        for i in range(3):
+            await lab.step(f"dev-{i}")
+            await lab.step()
+            proc = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-c", code, str(lab.path)], check=True,
+                capture_output=True, text=True, timeout=30)
+            seen = proc.stdout.split()
+            assert seen == [f"dev-{j}" for j in range(i + 1)], seen
+    finally:
+        await lab.close()
 
 
 async def test_running_disk_full(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
