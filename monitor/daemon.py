@@ -43,6 +43,8 @@ from probes.registry import PROBES, run_probe
 from probes.result import ProbeResult, Sample, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiohttp import web as aioweb
 
     from alerts.rules import TargetInfo
@@ -85,6 +87,12 @@ class Monitor:
         #: Reload requests (SIGHUP, ``POST /-/reload``) and their outcomes; requests
         #: minus applied minus rejected were folded into a reload already due.
         self.reload_counts: Counter[str] = Counter()
+        #: Whether the last reload was applied (a rejected one keeps the old config),
+        #: and when the running config was loaded: Prometheus's own reload metrics.
+        self._last_reload_ok = True
+        self._loaded_at = 0.0
+        #: Called with each config put in place (the CLI's log filter learns its secrets).
+        self.on_config: Callable[[NetmonConfig], None] | None = None
 
     @property
     def allow_any_probe_target(self) -> bool:
@@ -154,6 +162,7 @@ class Monitor:
         else:
             await self._switch(cfg, targets, jobs)
             self.reload_counts["applied"] += 1
+            self._last_reload_ok = True
             log.info(
                 "reloaded: %d targets, %d probe jobs (%d reload requests, %d applied, %d rejected)",
                 len(targets), len(jobs), self.reload_counts["requested"],
@@ -161,6 +170,7 @@ class Monitor:
             )  # fmt: skip
             return []
         self.reload_counts["rejected"] += 1
+        self._last_reload_ok = False
         log.error("config not reloaded, keeping the running one: %s", _one_line(problems))
         return problems
 
@@ -216,6 +226,9 @@ class Monitor:
         self.config = cfg
         self._targets = targets
         self._by_name = {t.name: t for t in targets}
+        self._loaded_at = time.time()
+        if self.on_config is not None:
+            self.on_config(cfg)
 
     def _alert_settings(self, cfg: NetmonConfig) -> AlertsSettings:
         """``cfg.alerts`` with this instance's state file (``--state-file``, per shard)."""
@@ -272,6 +285,14 @@ class Monitor:
         if self.alerts is not None:
             samples += self.alerts.samples()
         samples += process_samples()
+        samples += [
+            Sample.of("netmon_config_last_reload_successful", float(self._last_reload_ok)),
+            Sample.of("netmon_config_last_reload_success_timestamp_seconds", self._loaded_at),
+            *(
+                Sample.of("netmon_config_reloads_total", self.reload_counts[result], result=result)
+                for result in ("applied", "rejected")
+            ),
+        ]
         return samples
 
     async def probe_once(
@@ -415,18 +436,21 @@ async def run(
     web_config: Path | None = None,
     *,
     state_file: Path | None = None,
+    on_config: Callable[[NetmonConfig], None] | None = None,
 ) -> int:
     """``netmon run``: probe the inventory and serve the results until SIGTERM/SIGINT.
 
     ``listen`` and ``web_config`` default to the config's ``server:`` section. Returns
     the exit code: 0 after a clean stop, 1 when the config or web config is unusable.
     """
-    from monitor import web
+    from monitor import memory, web
 
+    memory.tune_malloc()  # glibc: fewer arenas, big scrape buffers unmapped when freed
     # Skipped and missed runs are counted in netmon_scheduler_skipped_runs_total; the
     # per-run INFO lines and per-skip warnings would flood a large school's log.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     monitor = Monitor(config_path, shard=shard, state_file=state_file)
+    monitor.on_config = on_config
     # Before the config is read: a SIGHUP during start-up reloads once start-up is done
     # (its default action would end the process). The loop's close removes the handler.
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, monitor.request_reload)

@@ -68,7 +68,7 @@ import yaml
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from monitor import status
+from monitor import memory, status
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
 from monitor.exporter import RenderCache, render, render_chunks
 from monitor.ratelimit import FailureLimiter, client_network, retry_after
@@ -690,7 +690,9 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     # immutable snapshot, so reading it from another thread is safe.
     chunks = render_chunks(backend.store, extra=extra, cache=request.app[RENDER_CACHE])
     gzipped = gzip_accepted(request.headers.get("Accept-Encoding"))
-    return await _stream_exposition(request, chunks, gzipped=gzipped)
+    response = await _stream_exposition(request, chunks, gzipped=gzipped)
+    await asyncio.to_thread(memory.trim)  # the scrape's buffers back to the OS
+    return response
 
 
 async def _probe(request: web.Request) -> web.Response:
