@@ -263,6 +263,11 @@ class _RedactFilter(logging.Filter):
         super().__init__()
         self.secrets = secrets
 
+    def learn(self, secrets: set[str]) -> None:
+        """Hide ``secrets`` too (a reloaded config's); the set is swapped whole, never
+        changed while another thread's log call reads it."""
+        self.secrets = self.secrets | secrets
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage(), self.secrets)
         record.args = None
@@ -843,7 +848,10 @@ def _run(opts: argparse.Namespace, cfg: Any) -> int:
     try:
         listen = None if isinstance(opts.listen, _DefaultListen) else opts.listen
         state = Path(opts.state_file) if opts.state_file else None
-        return asyncio.run(run(Path(opts.config), listen, opts.shard, web_config, state_file=state))
+        return asyncio.run(
+            run(Path(opts.config), listen, opts.shard, web_config, state_file=state,
+                on_config=lambda loaded: redactor.learn(config_secrets(loaded)))
+        )  # fmt: skip
     except KeyboardInterrupt:
         return 130
 

@@ -326,6 +326,14 @@ def test_reload_storm_keeps_exactly_the_last_valid_config(
         assert gens == {str(FINAL)}, "the last valid config did not win"
         assert names == final_names, names ^ final_names
         assert jobs == {'probe="icmp"': final_icmp, 'probe="tcp"': final_tcp}, jobs
+        # Prometheus's own reload metrics: the last reload (the POST) was rejected, the
+        # running config is the storm's last valid one, loaded during the storm.
+        reloads = metrics(url)
+        assert reloads[("netmon_config_last_reload_successful", "")] == 0
+        loaded_at = reloads[("netmon_config_last_reload_success_timestamp_seconds", "")]
+        assert time.time() - storm_seconds - 5 < loaded_at < time.time()
+        assert reloads[("netmon_config_reloads_total", 'result="rejected"')] >= 2
+        assert reloads[("netmon_config_reloads_total", 'result="applied"')] >= 2
 
         # 3. Every job runs once per interval, none twice, none of a removed config.
         before, runs_before = listeners.snapshot(), metrics(url)
@@ -398,12 +406,17 @@ async def test_concurrent_reloads_fold_into_one(tmp_path: Path, listeners: Liste
     path = tmp_path / "netmon.yml"
     write_atomically(path, small_config(listeners, "a"))
     m = Monitor(path)
+    installed: list[str] = []  # the gen of each config put in place (the log filter's hook)
+    m.on_config = lambda cfg: installed.append(
+        next(g.labels["gen"] for g in cfg.groups if g.name == "vary")
+    )
     await m.start()
     try:
         write_atomically(path, small_config(listeners, "b", 4))
         results = await asyncio.gather(*(m.reload() for _ in range(20)))
         assert results == [[]] * 20
         assert (m.reload_counts["requested"], m.reload_counts["applied"]) == (20, 1)
+        assert installed == ["a", "b"]
         assert {t.labels["gen"] for t in m.targets() if "gen" in t.labels} == {"b"}
 
         # A request while a reload runs gets one more reload, reading the file then.

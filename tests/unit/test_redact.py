@@ -117,6 +117,27 @@ def test_the_log_filter_hides_secrets_in_messages_and_tracebacks() -> None:
     assert "delivery to http://u:****@h/ failed" in text
 
 
+def test_the_log_filter_learns_a_reloaded_configs_secrets() -> None:
+    """``netmon run`` hands each config put in place to the filter: a community added by
+    a reload is hidden from then on, and the start-up ones stay hidden."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    redactor = _RedactFilter({"first-secret"})
+    handler.addFilter(redactor)
+    log = logging.getLogger("netmon.test_redact_reload")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("agent said: bad community added-later")
+        redactor.learn({"added-later"})
+        log.warning("agent said: bad community added-later, first-secret")
+    finally:
+        log.removeHandler(handler)
+    before, after = stream.getvalue().splitlines()
+    assert before.endswith("bad community added-later")  # not yet known
+    assert after.endswith("bad community ****, ****")
+
+
 # --- probe results (what --json prints) ----------------------------------------------------
 
 RESULT = ProbeResult(
