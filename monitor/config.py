@@ -292,6 +292,13 @@ class TargetEntry(StrictModel):
         return self
 
 
+def _unique_ports(ports: list[int]) -> list[int]:
+    twice = sorted({p for p in ports if ports.count(p) > 1})
+    if twice:
+        raise ValueError(f"port {', '.join(map(str, twice))} is listed twice; list each port once")
+    return ports
+
+
 class Group(StrictModel):
     name: Name
     role: Role = "other"
@@ -300,7 +307,7 @@ class Group(StrictModel):
     modules: list[ModuleName] | None = None
     #: None: icmp, plus snmp when there are modules, plus tcp when there are tcp_ports.
     probes: list[ProbeName] | None = None
-    tcp_ports: list[Port] | None = None
+    tcp_ports: Annotated[list[Port], AfterValidator(_unique_ports)] | None = None
     interval: Interval | None = None
     parent: str | None = None
     credentials: str | None = None
