@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,6 +389,14 @@ async def _fault_and_recover(lab: Lab, caplog: pytest.LogCaptureFixture, reason:
         assert word in logged[0], f"{word!r} not in {logged[0]!r}"
     assert lab.metric("netmon_state_store_ok") == 0
     assert lab.metric("netmon_state_store_faults_total", reason=reason) == 1
+    # A reminder a minute later (one, however many writes), not a line per write.
+    later = time.monotonic() + 61
+    lab.svc.store.monotonic = lambda: later
+    for _ in range(3):
+        await lab.step("reminded")
+    reminders = [r.getMessage() for r in caplog.records if "still kept in memory" in r.getMessage()]
+    assert len(reminders) == 1 and words[0] in reminders[0], reminders
+    assert len(faults_logged(caplog)) == 1
     # The receiver goes down too: these wait in the in-memory outbox.
     lab.hook.status = 503
     await lab.step("queued-0", "queued-1")
