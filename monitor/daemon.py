@@ -484,7 +484,17 @@ async def run(
         app = web.create_app(
             monitor, settings, allow_any_probe_target=monitor.allow_any_probe_target
         )
-        runner = await web.serve(app, host, port, settings)
+        try:
+            runner = await web.serve(app, host, port, settings)
+        except OSError as exc:  # the port is taken (another netmon?) or not ours to bind
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            print(
+                f"netmon: cannot listen on {shown}: {exc.strerror or exc}; is another "
+                "netmon (or another service) using that port? Choose one with --listen "
+                "or server.listen",
+                file=sys.stderr,
+            )
+            return 1
         log.info("serving on %s:%d (/metrics, /probe, /api/targets)", host, port)
         await _wait_for_signals()
         return 0

@@ -293,3 +293,22 @@ def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(lab: Lab, tmp_path: P
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_run_on_a_port_in_use_says_so_and_exits(tmp_path: Path) -> None:
+    """A second netmon (or anything) on the port: one line naming it, exit 1."""
+    path = tmp_path / "netmon.yml"
+    path.write_text(
+        f"alerts: {{state_file: {tmp_path / 'state.db'}}}\n"
+        "groups:\n  - name: lab\n    targets: [{name: pc-1, address: 127.0.0.1}]\n"
+    )
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "run", "-c", str(path),
+             "--listen", f"127.0.0.1:{port}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 1, out
+    assert f"netmon: cannot listen on 127.0.0.1:{port}:" in out.stderr, out.stderr
+    assert "another" in out.stderr and "Traceback" not in out.stderr, out.stderr
