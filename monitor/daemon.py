@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("netmon.daemon")
 
+#: Seconds past a target's longest interval that its alert rules wait, after start-up,
+#: for the first result of every job (a job that never finishes must not hold them).
+FIRST_RUN_SLACK = 30.0
+
 
 class Monitor:
     """Config, probe context, store and scheduler of one netmon process (one shard)."""
@@ -82,6 +86,9 @@ class Monitor:
         #: one started; a reload runs in ``_reloader``, never two at once.
         self._next_reload: asyncio.Future[list[str]] | None = None
         self._reloader: asyncio.Task[None] | None = None
+        #: After start-up: targets whose alert rules wait for the first result of each
+        #: of their jobs (store names still missing, and the monotonic time to give up).
+        self._awaiting_first: dict[str, tuple[set[str], float]] = {}
         #: While a reload switches configs: targets whose alert evaluation waits for it.
         self._deferred: set[str] | None = None
         #: Reload requests (SIGHUP, ``POST /-/reload``) and their outcomes; requests
@@ -102,6 +109,19 @@ class Monitor:
         """Load the config (raises :class:`ConfigFileError`), plan the jobs, start probing."""
         cfg, targets, jobs = await self._load()
         self._install(cfg, targets, jobs)
+        # Until each job of a target has a result (or an interval has passed), its
+        # alert rules wait: the restored alert state must not see the probes that have
+        # not run yet as recovered (a restart mid-incident would resolve and re-fire).
+        first_runs: dict[str, tuple[set[str], float]] = {}
+        for job in jobs:
+            names, wait = first_runs.get(job.target.name, (set(), 0.0))
+            names.add(job.store_name)
+            first_runs[job.target.name] = (names, max(wait, job.interval))
+        self._awaiting_first = {
+            name: (names, time.monotonic() + wait + FIRST_RUN_SLACK)
+            for name, (names, wait) in first_runs.items()
+            if len(names) > 1
+        }
         await self._start_alerts(cfg, targets)
         self.scheduler.start()
         self._started_at = time.monotonic()
@@ -264,6 +284,13 @@ class Monitor:
         if self.alerts is None:
             return
         latest = self.store.latest_for(target)
+        awaiting = self._awaiting_first.get(target)
+        if awaiting is not None:
+            names, deadline = awaiting
+            names.difference_update(latest)
+            if names and time.monotonic() < deadline:
+                return  # the target's observations are not complete yet
+            del self._awaiting_first[target]
         self.alerts.evaluate(target, {name: s.result for name, s in latest.items()})
 
     def is_ready(self) -> bool:

@@ -9,6 +9,7 @@ rounds netmon reports it has done, never a bare sleep.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import Message
@@ -369,3 +370,40 @@ def test_restart_mid_incident_neither_repeats_nor_loses(
             assert kinds == [("firing", ["nas"]), ("resolved", ["nas"])], kinds
     finally:
         hook.close()
+
+
+def test_restart_with_a_multi_port_incident_resolves_nothing(
+    mail: Any, netmon: Callable[[str], NetmonProcess]
+) -> None:
+    """Six closed TCP ports on one server fire; after a restart the ports' first
+    results arrive one by one. The alerts of the ports not yet probed again must not be
+    taken as recovered: no resolved notice, no second firing one."""
+    ports = sorted({simlab.free_tcp_port() for _ in range(6)})
+    config = scenario_config(  # 4 s: the ports' runs spread over several alert ticks
+        smtp_port=mail.port,
+        groups=[{"name": "servers", "role": "server", "probes": ["tcp"], "tcp_ports": ports,
+                 "targets": [{"name": "nas", "address": "127.0.0.1"}]}],
+        rules={"tcp_service_down": {"for": "0s"}},
+        interval="4s",
+    )
+
+    def down_ports() -> set[str]:
+        return {a["labels"]["port"] for a in alerts_of(nm, target="nas", rule="tcp_service_down")
+                if a["state"] == "firing"}
+
+    nm = netmon(config)
+    wait_until(lambda: down_ports() == {str(p) for p in ports}, 30, "every port's alert to fire")
+    whole = f"[FIRING] {len(ports)} problems in nas"
+    _wait_mail(mail, "an email with every port", lambda ms: any(whole in s for s in subjects(ms)))
+    wait_until(lambda: _pending(nm) == 0, 30, "the outbox to drain")
+    time.sleep(2.5)  # past group_interval: a change would be sent
+    before = len(_messages(mail))
+
+    nm.stop()
+    nm.start()
+    wait_probe_rounds(nm, jobs=len(ports), rounds=2)
+    time.sleep(2.5)
+    assert down_ports() == {str(p) for p in ports}
+    messages = _messages(mail)
+    assert resolved(messages) == [], subjects(messages)
+    assert len(messages) == before, subjects(messages)
