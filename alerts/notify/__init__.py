@@ -27,7 +27,7 @@ from alerts.notify.dispatcher import Dispatcher
 from alerts.notify.email import DeliveryError, EmailRenderer, build_message, send_email
 from alerts.notify.outbox import Outbox, OutboxRow
 from alerts.notify.settings import NotifySettings, check_references
-from alerts.notify.webhook import send_webhook
+from alerts.notify.webhook import send_webhook, shown_url
 from probes.result import Sample
 
 log = logging.getLogger(__name__)
@@ -171,10 +171,13 @@ class Notifier:
         dests = {(r.name, i) for r in self.settings.receivers for i in r.integrations()}
         dests |= {(u, "alertmanager") for a in self.settings.alertmanagers for u in a.urls}
         pending = self.outbox.pending_counts()
-        out = [Sample.of("netmon_notifications_total", v, receiver=r, integration=i, outcome=o)
+        # An Alertmanager's receiver is its url: a password written into it is not shown.
+        out = [Sample.of("netmon_notifications_total", v, receiver=shown_url(r),
+                         integration=i, outcome=o)
                for (r, i, o), v in sorted(self.counts.items())]
-        out += [Sample.of("netmon_notifications_pending", pending.get(d, 0), receiver=d[0],
-                          integration=d[1]) for d in sorted(dests | set(pending))]
+        out += [Sample.of("netmon_notifications_pending", pending.get(d, 0),
+                          receiver=shown_url(d[0]), integration=d[1])
+                for d in sorted(dests | set(pending))]
         return out
 
 

@@ -214,3 +214,21 @@ async def test_two_netmons_to_an_alertmanager_cluster_send_one_email(
     finally:
         first.stop()
         second.stop()
+
+
+async def test_an_alertmanager_url_password_is_not_a_metric_label(tmp_path: Path) -> None:
+    """The receiver label of an Alertmanager is its url; ``user:password@`` in it is
+    masked on /metrics (the delivery fails: nothing listens)."""
+    down = free_tcp_port()
+    url = f"http://netmon:am-s3cret-pass@127.0.0.1:{down}"
+    s = NotifySettings.model_validate({"alertmanagers": [{"urls": [url], "timeout": "1s"}],
+                                       "retry": {"initial": "1s", "max": "2s"}})
+    n = Notifier(open_db(":memory:"), s, base_dir=tmp_path)
+    n.update([make_alert("sw-closet-b2")])
+    await n.deliver_due()
+    await n.stop()
+    samples = n.samples()
+    receivers = {x.label_dict["receiver"] for x in samples}
+    assert receivers == {f"http://netmon:****@127.0.0.1:{down}"}, receivers
+    assert {x.metric for x in samples} == {"netmon_notifications_total", "netmon_notifications_pending"}
+    assert not any("am-s3cret-pass" in v for x in samples for _, v in x.labels)
