@@ -1,5 +1,5 @@
 # The two commands of the README's quick start.
-.PHONY: demo test setup bench-icmp bench-snmp bench-discover lint
+.PHONY: demo test setup bench-icmp bench-snmp bench-discover bench-scale bench-chaos lint
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,12 @@ bench-snmp: setup
 
 bench-discover: setup
 	.venv/bin/python benchmarks/discover_sweep.py $(BENCH_ARGS)
+
+bench-scale: setup
+	.venv/bin/python benchmarks/daemon_scale.py $(BENCH_ARGS)
+
+bench-chaos: setup
+	.venv/bin/python benchmarks/chaos_fleet.py $(BENCH_ARGS)
 
 lint: setup
 	.venv/bin/pip install -q -e '.[dev]' && .venv/bin/ruff check . && .venv/bin/mypy monitor probes alerts
