@@ -307,7 +307,7 @@ def test_run_on_a_port_in_use_says_so_and_exits(tmp_path: Path) -> None:
         out = subprocess.run(
             [sys.executable, "-m", "monitor.cli", "run", "-c", str(path),
              "--listen", f"127.0.0.1:{port}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
     assert out.returncode == 1, out
     assert f"netmon: cannot listen on 127.0.0.1:{port}:" in out.stderr, out.stderr
