@@ -458,11 +458,18 @@ class _Column:
             self.v[base + n] = value
         return n + 1
 
-    def _drop_front(self, base: int, n: int, k: int) -> int:
+    def _trim(self, slot: int, n: int, since: float, keep: int = 0) -> int:
+        """Forget the slot's points older than ``since`` (keeping at least ``keep``);
+        returns, and stores, how many are left."""
+        base, t = slot * self.cap, self.t
+        k = 0
+        while n - k > keep and t[base + k] < since:
+            k += 1
         if k:
-            self.t[base : base + n - k] = self.t[base + k : base + n]
+            t[base : base + n - k] = t[base + k : base + n]
             if self.fn != "resets":
                 self.v[base : base + n - k] = self.v[base + k : base + n]
+        self.count[slot] = n - k
         return n - k
 
     def apply(self, slot: int, at: float, value: float, now: float) -> float | None:
@@ -475,12 +482,9 @@ class _Column:
         if fn == "rate":
             if new:
                 n = self._push(slot, n, at, value)
-            base, t = slot * self.cap, self.t
-            k = 0
-            while k < n and t[base + k] < since:
-                k += 1
-            n = self.count[slot] = self._drop_front(base, n, k)
+            n = self._trim(slot, n, since)
             self.last_t[slot] = at
+            base, t = slot * self.cap, self.t
             if n < 2 or t[base + n - 1] <= t[base]:
                 return None
             pts = self.v[base : base + n]
@@ -489,11 +493,7 @@ class _Column:
         if fn == "resets":
             if new and last_t != _INF and value < self.last_v[slot]:
                 n = self._push(slot, n, at, value)
-            base, t = slot * self.cap, self.t
-            k = 0
-            while k < n and t[base + k] < since:
-                k += 1
-            n = self.count[slot] = self._drop_front(base, n, k)
+            n = self._trim(slot, n, since)
             if new:
                 self.last_t[slot], self.last_v[slot] = at, value
             return float(n)
@@ -505,12 +505,8 @@ class _Column:
                 n -= 1
             n = self._push(slot, n, at, value)
             self.last_t[slot] = at
-        base, t = slot * self.cap, self.t
-        k = 0
-        while n - k > 1 and t[base + k] < since:
-            k += 1
-        n = self.count[slot] = self._drop_front(base, n, k)
-        return self.v[base]
+        self._trim(slot, n, since, keep=1)
+        return self.v[slot * self.cap]
 
 
 class _Memory:
