@@ -576,16 +576,6 @@ def wait_for(url: str, deadline: float, proc: subprocess.Popen[bytes]) -> float 
     return None
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="netmon-bench-daemon-"))
     agents: list[simlab.Agent] = []
@@ -774,7 +764,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             spy.kill()
             spy.wait(timeout=5)
         if daemon is not None:
-            stop_process(daemon)
+            simlab.stop_process(daemon, timeout=15)
         for agent in agents:
             agent.stop()
         if fast is not None:

@@ -49,6 +49,8 @@ from typing import Any
 import aiohttp
 import bcrypt
 
+from monitor import simlab
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -223,12 +225,7 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> dict[str, A
             }  # fmt: skip
             burst = asyncio.run(window(url, proc.pid, args.seconds, attack))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            simlab.stop_process(proc, timeout=15)
         text = log_path.read_text(errors="replace")
     for w in (quiet, burst):
         w["scheduler_lag_p99"] = lag(w["metrics"], "p99")

@@ -45,7 +45,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -198,13 +197,8 @@ class Agents:
 
     def stop(self) -> None:
         for proc in (self.chaos, self.snmpd):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            if proc is not None:
+                simlab.stop_process(proc)
         if self.fast is not None:
             self.fast.stop()
         if self.workdir is not None:

@@ -124,12 +124,7 @@ def netmon_run(workdir: Path, *, allow_any: bool = False) -> Iterator[Netmon]:
             wait_until(all_results, 30, "netmon run's first results")
             yield Netmon(url, "127.0.0.1", port, log_path)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            simlab.stop_process(proc, timeout=15)
 
 
 # --- login abuse ----------------------------------------------------------------------
