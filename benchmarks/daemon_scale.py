@@ -102,8 +102,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import fast_agent
-from monitor import simlab, store
 from monitor.config import load_config, resolve_targets
+from monitor.demo import simlab, store
 from monitor.scheduler import _EPOCH, plan_jobs
 
 RESULTS = REPO / "benchmarks" / "results"

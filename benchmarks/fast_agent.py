@@ -691,7 +691,7 @@ def selftest(recordings: Sequence[str] | None = None, *, verbose: bool = True) -
     differences (empty: identical), apart from the one documented one (v2c GET of a
     missing OID: noSuchObject here, noSuchInstance from snmpsim), which is only counted."""
     sys.path.insert(0, str(REPO))
-    from monitor import simlab
+    from monitor.demo import simlab
 
     all_recs = load_recordings()
     names = list(recordings) if recordings else [r.name for r in all_recs.values()]
@@ -891,7 +891,7 @@ def load_loop(host: str, port: int, seconds: float, window: int = 32) -> dict[st
 def capacity(seconds: float = 10.0, agent: str = "fast") -> dict[str, float]:
     """Varbinds per agent CPU-second under a GETBULK load loop (one agent process)."""
     sys.path.insert(0, str(REPO))
-    from monitor import simlab
+    from monitor.demo import simlab
 
     port_host = "127.0.0.1"
     if agent == "fast":

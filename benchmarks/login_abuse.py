@@ -49,7 +49,7 @@ from typing import Any
 import aiohttp
 import bcrypt
 
-from monitor import simlab
+from monitor.demo import simlab
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.simlab import free_tcp_port
+from monitor.demo.simlab import free_tcp_port
 
 PER_GROUP = 250
 
@@ -131,7 +131,7 @@ def main() -> int:
         code = ("import logging, sys; logging.basicConfig(level=logging.INFO, "
                 "format='%(asctime)s %(levelname)s %(name)s: %(message)s'); "
                 "logging.getLogger('aiohttp.access').setLevel(logging.WARNING); "
-                "from monitor.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+                "from monitor.cli.app import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
         log_path = Path(tmp) / "netmon.log"
         t0 = time.monotonic()
         with log_path.open("wb") as log:

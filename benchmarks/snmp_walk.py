@@ -62,7 +62,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.result import Sample
 from probes.snmp.client import SnmpClient, SnmpEndpoint
 from probes.snmp.credentials import community

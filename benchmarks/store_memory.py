@@ -56,9 +56,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from monitor import web
 from monitor.exporter import RenderCache, render
-from monitor.store import ResultStore
+from monitor.store.results import ResultStore
+from monitor.web import server as web
 from probes.icmp import icmp_samples
 from probes.icmp_engine import PingStats
 from probes.registry import runner_samples

@@ -2,7 +2,7 @@
 
 :class:`Monitor` owns the process-wide pieces (one :class:`ProbeContext`, one
 :class:`ResultStore`, one :class:`ProbeScheduler`) and is the backend the web server
-(:mod:`monitor.web`) talks to. :func:`run` wires it to the web server and to signals:
+(:mod:`monitor.web.server`) talks to. :func:`run` wires it to the web server and to signals:
 SIGHUP reloads the config (a bad one is logged and the old one kept; signals that come
 during a reload are folded into one more), SIGTERM and SIGINT stop cleanly.
 """
@@ -36,7 +36,7 @@ from monitor.config import (
     resolve_targets,
 )
 from monitor.scheduler import ProbeJob, ProbeScheduler, check_unique, plan_jobs
-from monitor.store import ResultStore, StoredResult
+from monitor.store.results import ResultStore, StoredResult
 from probes.context import ProbeContext
 from probes.errors import ConfigError
 from probes.registry import PROBES, run_probe
@@ -470,7 +470,8 @@ async def run(
     ``listen`` and ``web_config`` default to the config's ``server:`` section. Returns
     the exit code: 0 after a clean stop, 1 when the config or web config is unusable.
     """
-    from monitor import memory, web
+    from monitor import memory
+    from monitor.web import server as web
 
     memory.tune_malloc()  # glibc: fewer arenas, big scrape buffers unmapped when freed
     # Skipped and missed runs are counted in netmon_scheduler_skipped_runs_total; the

@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString as _go_float
 
-from monitor.store import ResultStore, Shape, StoredResult
+from monitor.store.results import ResultStore, Shape, StoredResult
 from probes.metrics import METRICS, MetricDef
 from probes.result import Labels, Sample
 

@@ -40,7 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel
 
 from monitor.config import InventoryTarget
-from monitor.store import ResultStore
+from monitor.store.results import ResultStore
 from probes.context import ProbeContext
 from probes.registry import run_probe
 from probes.result import Sample, Status

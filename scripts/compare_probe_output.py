@@ -26,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from monitor import simlab
+from monitor.demo import simlab
 
 MODULES = {
     "printer": "system,printer", "switch": "system,interfaces",

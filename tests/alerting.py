@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor.simlab import free_tcp_port, stop_process, wait_ready
+from monitor.demo.simlab import free_tcp_port, stop_process, wait_ready
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 

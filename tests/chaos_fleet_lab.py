@@ -62,8 +62,8 @@ from typing import Any
 import yaml
 
 from benchmarks import fast_agent
-from monitor import simlab
 from monitor.config import load_config, resolve_targets
+from monitor.demo import simlab
 from monitor.scheduler import _EPOCH, plan_jobs
 from tests import netns as nn
 

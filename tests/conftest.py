@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.context import ProbeContext
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

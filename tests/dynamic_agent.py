@@ -118,7 +118,7 @@ class DynamicPrinter:
 @contextmanager
 def dynamic_printer(workdir: Path, recording: Path = RECORDING) -> Iterator[DynamicPrinter]:
     """Start snmpd with the recording's Printer-MIB subtrees behind pass_persist."""
-    from monitor import simlab
+    from monitor.demo import simlab
 
     data = workdir / "printer.snmprec"
     rows = read_snmprec(recording)

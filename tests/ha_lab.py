@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from monitor.simlab import free_tcp_port, stop_process
+from monitor.demo.simlab import free_tcp_port, stop_process
 from tests.alerting import ALERTMANAGER, SmtpRecorder, alertmanager_available
 from tests.waiting import LabError, http_json, http_status, wait_until
 

@@ -26,8 +26,8 @@ import yaml
 
 from alerts.model import TARGET_LABELS
 from alerts.rules_default import DEFAULT_RULES
-from monitor import simlab
-from monitor.demo_school import DEVICES, demo_config
+from monitor.demo import simlab
+from monitor.demo.school import DEVICES, demo_config
 from tests import netns as nn
 from tests.conftest import need
 from tests.ha_lab import LabError, NetmonProcess, wait_until

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from alerts.rules import RuleSet, RulesSettings, TargetInfo
-from monitor import simlab
+from monitor.demo import simlab
 from monitor.exporter import series_labels
 from probes.context import ProbeContext
 from probes.registry import run_probe, runner_samples

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from monitor import simlab
+from monitor.demo import simlab
 from tests import netns as nn
 from tests.alert_lab import (
     RULE_DOWN,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.result import Status
 from probes.snmp.client import SnmpClient
 from probes.snmp.credentials import community

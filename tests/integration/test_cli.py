@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
+from monitor.demo import simlab
 from tests.conftest import COMMUNITY, need
 from tests.snmprec import RECORDINGS, column, raw_lines
 
@@ -279,7 +279,7 @@ def test_config_errors_are_file_line_messages(tmp_path: Path) -> None:
 
 
 def test_secret_options_are_found_in_raw_argv() -> None:
-    from monitor.cli import redact, secrets_in_argv
+    from monitor.cli.app import redact, secrets_in_argv
 
     argv = ["probe", "snmp", "h", "--community", "abc", "--auth-password=pw1", "--priv-password"]
     assert secrets_in_argv(argv) == {"abc", "pw1"}

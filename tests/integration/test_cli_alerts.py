@@ -208,7 +208,7 @@ def test_state_file_option_reads_another_instances_file(config: Path, tmp_path: 
 def test_alerts_test_reaches_every_receiver_and_names_the_one_that_fails(tmp_path: Path) -> None:
     """`netmon alerts test`: a real SMTP server and webhook get a test message each; a
     receiver whose server is down is reported as FAILED and the exit code is 1."""
-    from monitor.simlab import free_tcp_port
+    from monitor.demo.simlab import free_tcp_port
     from tests.alert_lab import WebhookSink
     from tests.alerting import SmtpRecorder
 

@@ -22,8 +22,8 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from monitor import simlab
 from monitor.config import load_config, resolve_targets
+from monitor.demo import simlab
 from tests.conftest import need
 
 NETMON = Path(sys.executable).parent / "netmon"
@@ -298,9 +298,9 @@ def test_run_help_shows_the_default_listen_address() -> None:
     proc = netmon("run", "--help")
     assert proc.returncode == 0 and "examples:" in proc.stdout
     try:
-        from monitor.web import DEFAULT_PORT
+        from monitor.web.server import DEFAULT_PORT
     except ImportError:
-        DEFAULT_PORT = 10190  # the placeholder if monitor.web is missing
+        DEFAULT_PORT = 10190  # the placeholder if monitor.web.server is missing
     assert f"default: server.listen from the config, else 0.0.0.0:{DEFAULT_PORT}" in " ".join(
         proc.stdout.split()
     )

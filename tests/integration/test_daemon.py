@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
 from monitor.config import ConfigFileError
 from monitor.daemon import Monitor
+from monitor.demo import simlab
 from probes.result import Sample, Status
 from tests.conftest import need
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from dashboards.build import load, panels, queries
-from monitor import simlab
-from monitor.demo_school import DEVICES, demo_config
+from monitor.demo import simlab
+from monitor.demo.school import DEVICES, demo_config
 from tests.conftest import need
 from tests.waiting import http_status, wait_until
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor import simlab
-from monitor.demo_school import DEVICES
+from monitor.demo import simlab
+from monitor.demo.school import DEVICES
 from tests.conftest import need
 
 
@@ -48,7 +48,7 @@ def test_demo_monitors_the_simulated_school() -> None:
 def test_demo_inventory_mails_alerts_to_the_catcher(tmp_path: Path) -> None:
     """The demo's generated config is valid and sends alert emails to the mail catcher."""
     from monitor.config import load_config
-    from monitor.demo_school import demo_config
+    from monitor.demo.school import demo_config
 
     path = tmp_path / "netmon.yml"
     path.write_text(demo_config(16100, ["10.1.2.3"], smtp_port=2525))

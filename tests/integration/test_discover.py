@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor import simlab
 from monitor.config import load_config, resolve_targets
+from monitor.demo import simlab
 from monitor.discover import (
     CredentialSet,
     Device,

@@ -19,9 +19,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from monitor import simlab
+from monitor.demo import simlab
 from monitor.exporter import SAMPLE_LABELS, NetmonCollector, RenderCache, render, render_chunks
-from monitor.store import ResultStore
+from monitor.store.results import ResultStore
 from probes.context import ProbeContext
 from probes.icmp import IcmpSettings
 from probes.metrics import METRICS

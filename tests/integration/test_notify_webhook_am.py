@@ -18,7 +18,7 @@ from alerts.db import open_db
 from alerts.model import AlertState, Suppression
 from alerts.notify import Notifier, send_test_notifications
 from alerts.notify.settings import NotifySettings
-from monitor.simlab import free_tcp_port
+from monitor.demo.simlab import free_tcp_port
 from tests.alerting import (
     AlertmanagerServer,
     SmtpRecorder,

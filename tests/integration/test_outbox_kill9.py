@@ -156,7 +156,7 @@ def kill9_run(workdir: Path, *, kills: int = 30, notifications: int = 200,
 def _spawn(workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     port_file = workdir / "port"
     if not port_file.exists():
-        from monitor.simlab import free_tcp_port
+        from monitor.demo.simlab import free_tcp_port
 
         port_file.write_text(str(free_tcp_port()))
     with log_path.open("ab") as log:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.context import ProbeContext
 from probes.registry import run_probe
 from probes.result import ProbeResult, Sample, Status

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
-from monitor.demo_school import DEVICES, demo_config
+from monitor.demo import simlab
+from monitor.demo.school import DEVICES, demo_config
 from tests import netns as nn
 from tests.conftest import need
 from tests.snmprec import RECORDINGS, column

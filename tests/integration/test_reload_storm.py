@@ -32,11 +32,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor import simlab
 from monitor.config import load_config, resolve_targets
 from monitor.daemon import Monitor
+from monitor.demo import simlab
 from monitor.scheduler import ProbeScheduler, plan_jobs
-from monitor.store import ResultStore
+from monitor.store.results import ResultStore
 from probes.context import ProbeContext
 from tests.waiting import http_json, http_status, wait_until
 
@@ -269,7 +269,7 @@ def test_reload_storm_keeps_exactly_the_last_valid_config(
     # `netmon run` through the CLI, with INFO logs (the applied reloads' lines).
     code = ("import logging, sys; logging.basicConfig(level=logging.INFO, "
             "format='%(asctime)s %(levelname)s %(name)s: %(message)s'); "
-            "from monitor.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+            "from monitor.cli.app import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
     log_path = tmp_path / "netmon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

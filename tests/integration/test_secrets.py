@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor import simlab
+from monitor.demo import simlab
 from tests.alerting import SelfSignedCert, SmtpRecorder
 from tests.conftest import need
 from tests.ha_lab import NetmonProcess

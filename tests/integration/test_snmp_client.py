@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.result import Status
 from probes.snmp.client import SnmpClient, SnmpEndpoint
 from probes.snmp.credentials import SnmpCredentials, community

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.snmp.client import SnmpClient
 from probes.snmp.credentials import SnmpCredentials, community
 from probes.snmp.pysnmp_client import PysnmpClient

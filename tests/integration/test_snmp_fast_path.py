@@ -16,7 +16,7 @@ from pathlib import Path
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.snmp.client import SnmpClient
 from probes.snmp.credentials import SnmpCredentials, community
 from probes.snmp.types import SnmpEndpoint, oid

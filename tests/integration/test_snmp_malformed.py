@@ -25,7 +25,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.result import Status
 from probes.snmp.client import SnmpClient
 from probes.snmp.credentials import community

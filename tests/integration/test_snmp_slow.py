@@ -12,7 +12,7 @@ import time
 from types import TracebackType
 from typing import Self
 
-from monitor import simlab
+from monitor.demo import simlab
 from probes.context import ProbeContext
 from probes.registry import run_probe
 from probes.result import Status

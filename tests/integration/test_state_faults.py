@@ -34,7 +34,7 @@ from alerts.db import open_db
 from alerts.model import Observation
 from alerts.service import AlertService
 from alerts.settings import AlertsSettings
-from monitor.simlab import free_tcp_port
+from monitor.demo.simlab import free_tcp_port
 from tests.conftest import need_root
 from tests.ha_lab import NETMON
 

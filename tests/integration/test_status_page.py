@@ -26,8 +26,8 @@ import pytest
 import yaml
 from markupsafe import escape
 
-from monitor import simlab
-from monitor.demo_school import DEVICES, LAB_RANGE, demo_config
+from monitor.demo import simlab
+from monitor.demo.school import DEVICES, LAB_RANGE, demo_config
 from tests import netns as nn
 from tests.conftest import need
 from tests.waiting import wait_until

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor import web as web_module
 from monitor.config import InventoryTarget
 from monitor.exporter import render
-from monitor.store import ResultStore
-from monitor.web import (
+from monitor.store.results import ResultStore
+from monitor.web import server as web_module
+from monitor.web.server import (
     AUTH_CACHE_SECONDS,
     DEFAULT_PORT,
     BasicAuth,

@@ -34,9 +34,15 @@ from typing import Any, cast
 import aiohttp
 import bcrypt
 
-from monitor import simlab
-from monitor.ratelimit import FAILURE_BURST, FAILURE_RATE, FailureLimiter
-from monitor.web import AUTH_CACHE_SECONDS, AUTH_MAX_WAITING, BasicAuth, WebBackend, create_app
+from monitor.demo import simlab
+from monitor.web.ratelimit import FAILURE_BURST, FAILURE_RATE, FailureLimiter
+from monitor.web.server import (
+    AUTH_CACHE_SECONDS,
+    AUTH_MAX_WAITING,
+    BasicAuth,
+    WebBackend,
+    create_app,
+)
 from tests.exposition import parse
 from tests.waiting import wait_until
 

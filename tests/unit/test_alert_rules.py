@@ -545,7 +545,7 @@ def test_rule_memory_per_switch_port_is_small() -> None:
 def test_the_stores_compact_results_give_the_same_verdicts() -> None:
     """The daemon hands the rules the store's compact results (read through ``series()``,
     without Sample objects): same observations as the probe's own results."""
-    from monitor.store import CompactResult
+    from monitor.store.results import CompactResult
 
     plain, compact = rules(), rules()
     for t, (oper, errors) in enumerate([(1, 0.0), (1, 600.0), (0, 1800.0)]):

@@ -11,7 +11,7 @@ import yaml
 
 from dashboards.build import JSON_DIR, METRIC_NAME, load, panels, queries, stale_files
 from dashboards.kit import DATASOURCE_UID
-from monitor.cli import main
+from monitor.cli.app import main
 from monitor.exporter import EXPORTER_METRICS
 from probes.metrics import METRICS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.cli import parse_listen, parse_shard
+from monitor.cli.service import parse_listen, parse_shard
 from monitor.config import load_config, resolve_targets
 from monitor.inventory import (
     CsvImportError,

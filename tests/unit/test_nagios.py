@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from monitor import nagios
-from monitor.nagios import NagiosState, Perf, ThresholdError
+from monitor.cli import nagios
+from monitor.cli.nagios import NagiosState, Perf, ThresholdError
 from probes.result import ProbeResult, Sample, Status
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from monitor import output
+from monitor.cli import output
 from probes.result import ProbeResult, Sample, Status
 
 

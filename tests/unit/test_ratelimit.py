@@ -1,4 +1,4 @@
-"""The failed-login limiter (monitor.ratelimit) on a fake clock: buckets per client
+"""The failed-login limiter (monitor.web.ratelimit) on a fake clock: buckets per client
 network, refill, refunds, one log line per episode, and a bounded table."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from monitor.ratelimit import OVERFLOW, FailureLimiter, client_network, retry_after
+from monitor.web.ratelimit import OVERFLOW, FailureLimiter, client_network, retry_after
 
 
 class Clock:

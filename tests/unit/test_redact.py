@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import _RedactFilter, redact_result
+from monitor.cli.app import _RedactFilter, redact_result
 from monitor.config import (
     UNRESOLVED_SECRET,
     ConfigFileError,

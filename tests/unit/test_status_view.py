@@ -16,11 +16,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from alerts.model import Alert, AlertState, Suppression
-from monitor import status
 from monitor.config import InventoryTarget
-from monitor.status import State, build_overview, build_views, render_device, render_overview
-from monitor.store import ResultStore
-from monitor.web import WebConfig, create_app
+from monitor.store.results import ResultStore
+from monitor.web import status
+from monitor.web.server import WebConfig, create_app
+from monitor.web.status import State, build_overview, build_views, render_device, render_overview
 from probes.result import ProbeResult, Sample, Status
 
 NOW = 1_800_000_000.0

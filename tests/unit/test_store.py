@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from monitor.store import HISTORY_LENGTH, MIN_STALE_AFTER, CompactResult, ResultStore, stale_after
+from monitor.store.results import (
+    HISTORY_LENGTH,
+    MIN_STALE_AFTER,
+    CompactResult,
+    ResultStore,
+    stale_after,
+)
 from probes.result import ProbeResult, Sample, Status
 
 T0 = 1_700_000_000.0

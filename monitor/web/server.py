@@ -12,7 +12,7 @@ Routes (aiohttp)::
     GET  /api/targets        JSON: inventory targets with their latest results
     GET  /api/targets/{name} JSON: one of them (404 if unknown)
     GET  /api/alerts         JSON: pending, firing and recently resolved alerts
-    GET  /                   the status page; /device/{name}: one device (monitor.status)
+    GET  /                   the status page; /device/{name}: one device (monitor.web.status)
 
 TLS and basic auth come from a web-config file in the format of Prometheus's
 exporter-toolkit (``--web.config.file``), so Prometheus users already know it::
@@ -31,7 +31,7 @@ purpose, so a successful check is remembered for :data:`AUTH_CACHE_SECONDS`, key
 keyed hash (HMAC with a per-process random key) of the Authorization header, never by
 the password itself. An unknown user costs a bcrypt check too, so timing does not reveal
 which user names exist. Failed logins are limited per client network
-(:mod:`monitor.ratelimit`): past the limit, or while too many checks wait for the one
+(:mod:`monitor.web.ratelimit`): past the limit, or while too many checks wait for the one
 bcrypt worker, a login gets 429 with ``Retry-After`` and costs no bcrypt at all.
 
 Default port: :data:`DEFAULT_PORT` = 10190. Prometheus's wiki page "Default port
@@ -68,11 +68,12 @@ import yaml
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from monitor import memory, status
+from monitor import memory
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
 from monitor.exporter import RenderCache, render, render_chunks
-from monitor.ratelimit import FailureLimiter, client_network, retry_after
-from monitor.store import ResultStore
+from monitor.store.results import ResultStore
+from monitor.web import status
+from monitor.web.ratelimit import FailureLimiter, client_network, retry_after
 from probes.errors import ConfigError
 from probes.result import ProbeResult, Sample
 

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from alerts.model import Alert, AlertState, Suppression
 from monitor.config import InventoryTarget
-from monitor.store import ResultStore, StoredResult
+from monitor.store.results import ResultStore, StoredResult
 from probes.result import Record, Status
 
 TEMPLATES = Path(__file__).parent / "templates"

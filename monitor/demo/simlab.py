@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = PROJECT_ROOT / "tests" / "fixtures" / "snmprec"
 SIM_VENV = PROJECT_ROOT / ".venv-sim"
 

@@ -30,10 +30,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from monitor import simlab
-from monitor.demo_school import DEVICES, LAB_RANGE, SimDevice, demo_config
-from monitor.output import device_text, status_text
-from monitor.web import DEFAULT_PORT
+from monitor.cli.output import device_text, status_text
+from monitor.demo import simlab
+from monitor.demo.school import DEVICES, LAB_RANGE, SimDevice, demo_config
+from monitor.web.server import DEFAULT_PORT
 from probes.result import Status
 
 DEMO_DIR = simlab.PROJECT_ROOT / ".demo"

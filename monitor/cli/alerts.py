@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.cli import EXIT_OK, EXIT_PROBLEM, ConfigProblem, _duration, _load_config, _problems
+from monitor.cli.app import EXIT_OK, EXIT_PROBLEM, ConfigProblem, _duration, _load_config, _problems
 
 EXAMPLES = """\
 examples:
@@ -186,7 +186,7 @@ def _print_alerts(alerts: Sequence[Any], now: float) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from monitor.output import device_text, human_duration
+    from monitor.cli.output import device_text, human_duration
 
     style = {"firing": "bold red", "pending": "yellow", "resolved": "green"}
     table = Table(title=f"{len(alerts)} alerts", title_justify="left")
@@ -233,7 +233,7 @@ def alerts_export_rules(opts: argparse.Namespace, section: Any, base_dir: Path) 
         return EXIT_PROBLEM
     import yaml
 
-    from monitor.cli import _write_atomically
+    from monitor.cli.app import _write_atomically
 
     rules = RuleSet.from_settings(_part(section, RulesSettings)).export_prometheus()
     text = yaml.safe_dump(rules, sort_keys=False, allow_unicode=True, width=1000)

@@ -1,0 +1,2 @@
+"""The web side: the aiohttp server (``server``), the status pages (``status`` and
+``templates/``), the charts (``charts``) and the login rate limiter (``ratelimit``)."""
