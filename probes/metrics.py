@@ -100,7 +100,7 @@ METRICS: dict[str, MetricDef] = {
     "netmon_config_last_reload_successful": _g("1 if the last config reload (SIGHUP, POST /-/reload) was applied or none was asked for since start-up; 0 if it was rejected and the previous config is still running."),
     "netmon_config_last_reload_success_timestamp_seconds": _g("When the running config was loaded (start-up or the last applied reload), seconds since the epoch."),
     "netmon_config_reloads_total": _c("Config reloads since start-up by result (applied, rejected); requests that came during a reload were folded into the next one and are not counted."),
-    # --- the web server (monitor/web.py; only with basic_auth_users) ---
+    # --- the web server (monitor/web/server.py; only with basic_auth_users) ---
     "netmon_web_auth_failures_total": _c("Basic-auth logins whose password bcrypt checked and rejected (a wrong password or an unknown user)."),
     "netmon_web_auth_rate_limited_total": _c("Basic-auth logins answered 429 without a password check: the client's network failed too often (reason=client), or server-wide too many checks were waiting or failed checks had used their CPU share (reason=busy)."),
     # --- alerts (alerts/, not probes) ---
