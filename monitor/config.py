@@ -33,7 +33,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -87,7 +87,8 @@ ROLE_MODULES: dict[str, tuple[str, ...]] = {
 }
 #: Labels netmon sets itself; the config may not redefine them.
 RESERVED_LABELS = frozenset({"target", "group", "role", "probe", "module", "instance", "job"})
-_SECRET_KEYS = frozenset({"community", "password"})
+#: Keys whose values are secrets; ``urls`` for apprise receivers (a URL holds its token).
+_SECRET_KEYS = frozenset({"community", "password", "urls"})
 #: What an unread ``{env: ...}`` / ``{file: ...}`` secret holds with
 #: ``resolve_secrets=False``. No real secret can equal it: an environment variable cannot
 #: hold a NUL character. Long enough for the SNMPv3 8-character minimum.
@@ -604,6 +605,8 @@ def _leave_secrets_unread(node: Any) -> None:
         for key, value in node.items():
             if key in _SECRET_KEYS and _is_reference(value):
                 node[key] = UNRESOLVED_SECRET
+            elif key in _SECRET_KEYS and isinstance(value, list):  # apprise urls
+                node[key] = [UNRESOLVED_SECRET if _is_reference(v) else v for v in value]
             else:
                 _leave_secrets_unread(value)
     elif isinstance(node, list):
@@ -621,19 +624,16 @@ def _anchor_secret_files(node: Any, base: Path) -> None:
     """Make relative ``{file: PATH}`` secrets relative to the config file's directory,
     not to wherever netmon happens to be started."""
     if isinstance(node, dict):
-        for key, value in node.items():
-            if (
-                isinstance(value, dict)
-                and set(value) == {"file"}
-                and isinstance(value["file"], str)
-            ):
-                if not Path(value["file"]).is_absolute():
-                    node[key] = {"file": str(base / value["file"])}
-            else:
-                _anchor_secret_files(value, base)
-    elif isinstance(node, list):  # alerts.receivers[*].webhook.password
-        for item in node:
-            _anchor_secret_files(item, base)
+        items: Iterable[tuple[Any, Any]] = list(node.items())
+    elif isinstance(node, list):  # alerts.receivers[*].webhook.password, apprise.urls[*]
+        items = list(enumerate(node))
+    else:
+        return
+    for key, value in items:
+        if isinstance(value, dict) and set(value) == {"file"} and isinstance(value["file"], str):
+            node[key] = {"file": str(base / value["file"])}  # an absolute path stays as it is
+        else:
+            _anchor_secret_files(value, base)
 
 
 def _default_probes(modules: tuple[str, ...], tcp_ports: tuple[int, ...]) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """Notifications: route and group alerts per receiver, store them in an outbox, deliver
-them by email, webhook and to Alertmanager with retries.
+them by email, webhook, apprise (chat and push) and to Alertmanager with retries.
 
 ``Notifier.update`` gets the engine's whole alert list and writes due notifications into
 the outbox (:mod:`alerts.notify.dispatcher`); the delivery loop sends due outbox rows in
@@ -23,6 +23,7 @@ import aiohttp
 from alerts.db import StateStore
 from alerts.model import Alert, AlertState, Notification, Severity
 from alerts.notify.alertmanager import post_alerts
+from alerts.notify.apprise import AppriseSender
 from alerts.notify.dispatcher import Dispatcher
 from alerts.notify.email import DeliveryError, EmailRenderer, build_message, send_email
 from alerts.notify.outbox import Outbox, OutboxRow
@@ -58,6 +59,7 @@ class Notifier:
                                      external_url=external_url)
         templates = base_dir / settings.templates if settings.templates else None
         self.renderer = EmailRenderer(templates)
+        self.apprise = AppriseSender(self.outbox.store)
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self._alerts: list[Alert] | None = None
         self._busy: set[int] = set()
@@ -78,6 +80,7 @@ class Notifier:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self.apprise.close()
 
     def update(self, alerts: Sequence[Alert], now: float | None = None) -> None:
         """Take the engine's whole current alert list and queue what is due."""
@@ -148,6 +151,8 @@ class Notifier:
                                 message_id=row.data["message_id"],
                                 thread_id=row.data.get("thread_id", ""))
             await send_email(msg, self.settings.smtp, target, self.base_dir)
+        elif row.integration == "apprise":
+            await self.apprise.send(n, target, group_labels, self.external_url)
         else:
             await send_webhook(self._http(), target, n, group_labels, self.external_url)
 
@@ -196,6 +201,7 @@ async def send_test_notifications(settings: NotifySettings, *,
         annotations={"summary": "netmon test notification"}, state=AlertState.FIRING,
         starts_at=now, updated_at=now)
     renderer = EmailRenderer(base_dir / settings.templates if settings.templates else None)
+    chat = AppriseSender(None)
     results: list[tuple[str, str, str | None]] = []
     async with aiohttp.ClientSession() as session:
         for receiver in settings.receivers:
@@ -210,6 +216,8 @@ async def send_test_notifications(settings: NotifySettings, *,
                                             to=receiver.email.to,
                                             message_id=f"<netmon.test.{now:.0f}@{domain}>")
                         await send_email(msg, settings.smtp, receiver.email, base_dir)
+                    elif receiver.apprise is not None and integration == "apprise":
+                        await chat.send(n, receiver.apprise, {})
                     elif receiver.webhook is not None:
                         await send_webhook(session, receiver.webhook, n, {})
                     results.append((receiver.name, integration, None))
@@ -218,6 +226,7 @@ async def send_test_notifications(settings: NotifySettings, *,
         for am in settings.alertmanagers:
             for url in am.urls:
                 results.append((url, "alertmanager", await _ready(session, url, am.timeout)))
+    chat.close()
     return results
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+import jinja2
+from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from probes.settings import Duration, StrictModel
 from probes.snmp.credentials import Secret
@@ -68,13 +69,56 @@ class WebhookSettings(StrictModel):
         return url
 
 
+def _apprise_url(url: SecretStr) -> SecretStr:
+    """Reject a URL no apprise plugin takes, naming only its scheme (the rest holds the
+    service's token). An unread ``{env:}``/``{file:}`` secret (``check-config
+    --no-secrets``, a NUL-marked placeholder no URL can hold) is not checked."""
+    value = url.get_secret_value()
+    if "\0" in value:
+        return url
+    scheme, sep, _ = value.partition("://")
+    if not sep or not scheme:
+        raise ValueError("an apprise url looks like SERVICE://..., e.g. workflows:// (Teams), gchat://, "
+                         "ntfy://, tgram://, slack://, json://")
+    import apprise  # only configs with apprise receivers pay for its plugin loading
+
+    if apprise.Apprise.instantiate(value) is None:
+        raise ValueError(f"apprise does not accept this {scheme}:// url (unknown service or "
+                         f"a missing part; see https://github.com/caronc/apprise/wiki)")
+    return url
+
+
+class AppriseSettings(StrictModel):
+    """Chat and push services through apprise (Teams, Google Chat, Slack, Telegram, ntfy,
+    Discord, Matrix, Pushover ...). Every URL is a secret: its token is the credential."""
+
+    urls: list[Annotated[Secret, AfterValidator(_apprise_url)]] = Field(min_length=1)
+    send_resolved: bool = True
+    timeout: Duration = 15.0
+    #: jinja2 text of the message body (default: one line per alert, see alerts.notify.apprise).
+    template: str | None = None
+    #: jinja2 text of the title (services without titles put it before the body).
+    title: str | None = None
+
+    @field_validator("template", "title")
+    @classmethod
+    def _jinja(cls, text: str | None) -> str | None:
+        if text is not None:
+            try:
+                jinja2.Environment().parse(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"bad template (line {exc.lineno}): {exc.message}") from None
+        return text
+
+
 class ReceiverSettings(StrictModel):
     name: str = Field(min_length=1)
     email: EmailSettings | None = None
     webhook: WebhookSettings | None = None
+    apprise: AppriseSettings | None = None
 
     def integrations(self) -> list[str]:
-        return [n for n in ("email", "webhook") if getattr(self, n) is not None]
+        return [n for n in ("email", "webhook", "apprise") if getattr(self, n) is not None]
 
 
 class RouteSettings(StrictModel):
@@ -150,7 +194,7 @@ def check_references(
         if names.index(receiver.name) != i:
             errors.append((("receivers", i, "name"), f"receiver {receiver.name!r} is defined twice"))
         if not receiver.integrations():
-            errors.append((("receivers", i), f"receiver {receiver.name!r} has no email or webhook"))
+            errors.append((("receivers", i), f"receiver {receiver.name!r} has no email, webhook or apprise"))
         if receiver.email and settings.smtp is None:
             errors.append((("receivers", i, "email"), "email receivers need an smtp: section"))
     if settings.receivers and settings.route.receiver is None:

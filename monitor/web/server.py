@@ -9,7 +9,8 @@ Routes (aiohttp)::
     GET  /-/healthy          200 while the process serves (never behind auth)
     GET  /-/ready            200 once the backend is ready, else 503
     POST /-/reload           200 "reloaded", or 400 with the config's problems
-    GET  /api/targets        JSON: inventory targets with their latest results
+    GET  /api/targets        JSON: inventory targets with their latest results and the
+                             status page's state (up, attention, degraded, ...) and reason
     GET  /api/targets/{name} JSON: one of them (404 if unknown)
     GET  /api/alerts         JSON: pending, firing and recently resolved alerts
     GET  /                   the status page; /device/{name}: one device (monitor.web.status)
@@ -783,16 +784,24 @@ async def _reload(request: web.Request) -> web.Response:
 async def _targets(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
     latest = _latest_by_target(backend.store)
-    return web.json_response([_target_json(t, latest.get(t.name, {})) for t in backend.targets()])
+    targets, alerts = backend.targets(), status.alerts_of(backend)  # alerts: on the loop
+    views = await asyncio.to_thread(status.build_views, targets, backend.store, alerts, time.time())
+    return web.json_response(
+        [_target_json(t, latest.get(t.name, {}), views[t.name]) for t in targets]
+    )
 
 
 async def _target(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
     name = request.match_info["name"]
-    for target in backend.targets():
+    targets = backend.targets()
+    for target in targets:
         if target.name == name:
             latest = _latest_by_target(backend.store)
-            return web.json_response(_target_json(target, latest.get(name, {})))
+            now = time.time()
+            # The state needs the parents' states: the whole inventory's views.
+            views = status.build_views(targets, backend.store, status.alerts_of(backend), now)
+            return web.json_response(_target_json(target, latest.get(name, {}), views[name]))
     return web.json_response({"error": f"no target named '{name}'"}, status=404)
 
 
@@ -817,8 +826,11 @@ def _latest_by_target(store: ResultStore) -> dict[str, dict[str, dict[str, Any]]
     return out
 
 
-def _target_json(target: InventoryTarget, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One inventory target as the JSON API shows it (credential names only, no secrets)."""
+def _target_json(
+    target: InventoryTarget, results: dict[str, dict[str, Any]], view: status.DeviceView
+) -> dict[str, Any]:
+    """One inventory target as the JSON API shows it (credential names only, no secrets),
+    with its state as the status page shows it."""
     return {
         "name": target.name,
         "address": target.address,
@@ -831,5 +843,7 @@ def _target_json(target: InventoryTarget, results: dict[str, dict[str, Any]]) ->
         "tcp_ports": list(target.tcp_ports),
         "interval_seconds": target.interval,
         "parent": target.parent,
+        "state": view.state.value,
+        "state_reason": view.reason,
         "results": results,
     }
