@@ -73,18 +73,23 @@ except ImportError:  # the ICMP probe is written in parallel; until it lands:
 #: A range may expand to at most this many addresses (a /16).
 MAX_RANGE = 65_536
 #: SNMP modules by name, used only while probes.snmp.modules.MODULES is not importable.
-FALLBACK_MODULES = ("system", "interfaces", "printer", "host", "ups")
+FALLBACK_MODULES = ("system", "interfaces", "printer", "host", "ups", "topology")
 Role = Literal["switch", "printer", "lab", "server", "ups", "other"]
 ProbeName = Literal["icmp", "snmp", "tcp"]
 #: SNMP modules a group gets when it does not list its own.
 ROLE_MODULES: dict[str, tuple[str, ...]] = {
-    "switch": ("system", "interfaces"),
+    "switch": ("system", "interfaces", "topology"),
     "printer": ("system", "printer"),
     "server": ("system", "host"),
     "ups": ("system", "ups"),
     "lab": (),
     "other": (),
 }
+#: Default ``defaults.snmp.module_intervals``: seconds between polls of slow modules.
+MODULE_INTERVALS: dict[str, float] = {"topology": 900.0}
+#: ``parent:`` values that are not a target: ``auto`` (the default: the parent the
+#: topology infers, see monitor/topology.py) and ``none`` (no parent, none inferred).
+PARENT_AUTO, PARENT_NONE = "auto", "none"
 #: Labels netmon sets itself; the config may not redefine them.
 RESERVED_LABELS = frozenset({"target", "group", "role", "probe", "module", "instance", "job"})
 #: Keys whose values are secrets; ``urls`` for apprise receivers (a URL holds its token).
@@ -254,6 +259,11 @@ class SnmpOptions(StrictModel):
     retries: int = Field(default=1, ge=0, le=10)
     max_repetitions: int = Field(default=25, ge=1, le=200)
     port: Port = 161
+    #: Modules polled less often than their target's interval, in a job of their own
+    #: (``<target>/<module>``): the topology tables change slowly and are long.
+    module_intervals: dict[ModuleName, Interval] = Field(
+        default_factory=lambda: dict(MODULE_INTERVALS)
+    )
 
 
 class Defaults(StrictModel):
@@ -760,7 +770,7 @@ def _cross_check(data: dict[str, Any], lines: _Lines) -> list[tuple[Loc, str]]:
                     )
                     break
                 addresses[key] = address_loc
-                if parent is not None:
+                if parent is not None and parent not in (PARENT_AUTO, PARENT_NONE):
                     parents[name] = (parent, parent_loc)
         if uncredentialed:
             msg = (f"group '{gname}' probes snmp but {uncredentialed} of its targets have no "
@@ -845,6 +855,7 @@ class InventoryTarget:
     credentials: SnmpCredentials | None
     credentials_name: str | None
     interval: float
+    #: The configured parent (a target name); None when none is written or it is auto/none.
     parent: str | None
     tcp_ports: tuple[int, ...]
     expected_online: str | None = None
@@ -852,6 +863,8 @@ class InventoryTarget:
     snmp: SnmpOptions = field(default_factory=SnmpOptions)
     icmp: IcmpSettings = field(default_factory=IcmpSettings)
     tcp: TcpSettings = field(default_factory=TcpSettings)
+    #: The parent may be inferred from the topology (no parent written, or ``auto``).
+    auto_parent: bool = True
 
     def as_target(self, port: int | None = None) -> Target:
         """The probe-level target; labels carry the role and the static labels."""
@@ -884,6 +897,8 @@ def resolve_targets(cfg: NetmonConfig) -> list[InventoryTarget]:
             else:
                 assert entry.name is not None and entry.address is not None
                 hosts = [(entry.name, entry.address)]
+            written = entry.parent or group.parent
+            parent = None if written in (PARENT_AUTO, PARENT_NONE) else written
             for name, address in hosts:
                 out.append(InventoryTarget(
                     name=name, address=address, port=entry.port, group=group.name,
@@ -891,8 +906,9 @@ def resolve_targets(cfg: NetmonConfig) -> list[InventoryTarget]:
                     modules=t_modules, probes=probes,
                     credentials=cfg.credentials.get(cred_name) if cred_name else None,
                     credentials_name=cred_name, interval=group.interval or d.interval,
-                    parent=entry.parent or group.parent, tcp_ports=tcp_ports,
+                    parent=parent, tcp_ports=tcp_ports,
                     expected_online=group.expected_online, snmp=snmp, icmp=d.icmp, tcp=d.tcp,
+                    auto_parent=written in (None, PARENT_AUTO),
                 ))  # fmt: skip
     return out
 

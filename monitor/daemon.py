@@ -113,7 +113,7 @@ class Monitor:
         # alert rules wait: the restored alert state must not see the probes that have
         # not run yet as recovered (a restart mid-incident would resolve and re-fire).
         first_runs: dict[str, tuple[set[str], float]] = {}
-        for job in jobs:
+        for job in (j for j in jobs if j.awaited):
             names, wait = first_runs.get(job.target.name, (set(), 0.0))
             names.add(job.store_name)
             first_runs[job.target.name] = (names, max(wait, job.interval))

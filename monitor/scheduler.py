@@ -71,6 +71,9 @@ class ProbeJob:
     interval: float
     #: The port the probe connects to (TCP only; SNMP's port is in its settings).
     port: int | None = None
+    #: Start-up waits for this job's first run (readiness, a target's first alert
+    #: evaluation); not for slow modules' jobs (topology: every 15 minutes).
+    awaited: bool = True
 
     @property
     def probe_target(self) -> Target:
@@ -115,13 +118,28 @@ def plan_jobs(
             if probe == "icmp":
                 jobs.append(ProbeJob(f"{t.name}/icmp", t, "icmp", "icmp", t.icmp, t.interval))
             elif probe == "snmp":
-                jobs.append(ProbeJob(f"{t.name}/snmp", t, "snmp", "snmp", snmp_settings(t), t.interval))  # fmt: skip
+                jobs += _snmp_jobs(t)
             elif probe == "tcp":
                 for port in dict.fromkeys(t.tcp_ports):  # a port listed twice is one job
                     name = f"tcp-{port}"
                     jobs.append(ProbeJob(f"{t.name}/{name}", t, "tcp", name, t.tcp, t.interval, port))  # fmt: skip
             else:
                 raise ValueError(f"{t.name}: unknown probe {probe!r}")
+    return jobs
+
+
+def _snmp_jobs(t: InventoryTarget) -> list[ProbeJob]:
+    """The target's SNMP job, plus one job per module with a longer interval of its own
+    (``defaults.snmp.module_intervals``), stored under the module's name."""
+    slow = {m: every for m in t.modules
+            if (every := t.snmp.module_intervals.get(m, 0.0)) > t.interval}  # fmt: skip
+    fast = tuple(m for m in t.modules if m not in slow)
+    jobs = []
+    if fast or not t.modules:
+        jobs.append(ProbeJob(f"{t.name}/snmp", t, "snmp", "snmp", snmp_settings(t, fast or None), t.interval))  # fmt: skip
+    for module, every in slow.items():
+        jobs.append(ProbeJob(f"{t.name}/{module}", t, "snmp", module, snmp_settings(t, (module,)),
+                             every, awaited=False))  # fmt: skip
     return jobs
 
 
@@ -235,12 +253,12 @@ class ProbeScheduler:
 
     def has_run_all(self) -> bool:
         """True when every current job has stored at least one result."""
-        return set(self._jobs) <= self._ran
+        return {i for i, j in self._jobs.items() if j.awaited} <= self._ran
 
     def max_first_run_wait(self) -> float:
         """Seconds after which every job should have finished its first run."""
         return max(
-            (j.interval + _deadline(j) for j in self._jobs.values()),
+            (j.interval + _deadline(j) for j in self._jobs.values() if j.awaited),
             default=0.0,
         )
 

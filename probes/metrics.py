@@ -86,6 +86,10 @@ METRICS: dict[str, MetricDef] = {
     "netmon_ups_load_ratio": _g("Output load as a share of the UPS's capacity (0-1)."),
     "netmon_ups_input_voltage_volts": _g("Input line voltage."),
     "netmon_ups_output_voltage_volts": _g("Output voltage."),
+    # --- SNMP: topology ---
+    "netmon_topology_link_info": _g("A neighbour seen by LLDP or CDP on a port (remote system name, port and chassis ID); value is always 1."),
+    "netmon_topology_fdb_entries": _g("MAC addresses the switch has learnt on a port (BRIDGE-MIB / Q-BRIDGE-MIB forwarding tables, all VLANs)."),
+    "netmon_topology_table_rows": _g("Rows the device returned for a topology table (lldp, cdp, fdb, qfdb, arp, arp_phys); 0 when it has none."),
     # --- SNMP: the probe itself ---
     "netmon_snmp_varbinds": _g("Variable bindings received in the last SNMP probe run."),
     "netmon_snmp_requests": _g("SNMP requests sent in the last SNMP probe run, including retries."),

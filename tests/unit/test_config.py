@@ -166,7 +166,7 @@ def test_group_overrides_defaults_and_target_overrides_group(
     assert (copier.modules, copier.port, copier.snmp.port) == (("system",), 1161, 1161)
     assert copier.labels == {"site": "test-school", "building": "main"}
     assert targets["sw-core"].interval == 60 and targets["sw-core"].parent is None
-    assert targets["sw-core"].modules == ("system", "interfaces")
+    assert targets["sw-core"].modules == ("system", "interfaces", "topology")
     assert mfp.tcp.timeout == 1.0 and mfp.tcp_ports == ()
 
 

@@ -186,6 +186,7 @@ def test_target_rows_have_effective_settings_and_no_secrets(valid_targets: list)
     assert rows["sw-core"]["credentials"] == "core" and rows["sw-core"]["modules"] == [
         "system",
         "interfaces",
+        "topology",
     ]
     assert (
         rows["office-copier"]["port"] == 1161 and rows["office-copier"]["interval_seconds"] == 300

@@ -3,6 +3,7 @@ real config files."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,7 @@ def by_id(jobs: list[ProbeJob]) -> dict[str, ProbeJob]:
 
 def test_one_job_per_target_and_probe_tcp_per_port(targets: list[InventoryTarget]) -> None:
     jobs = by_id(plan_jobs(targets))
-    expected = {"sw-core/icmp", "sw-core/snmp", "no-modules/snmp"}
+    expected = {"sw-core/icmp", "sw-core/snmp", "sw-core/topology", "no-modules/snmp"}
     for printer in ("library-mfp", "office-copier"):
         expected |= {f"{printer}/{p}" for p in ("icmp", "snmp", "tcp-9100", "tcp-631")}
     expected |= {f"lab-{i}/icmp" for i in range(1, 61)}
@@ -73,6 +74,20 @@ def test_one_job_per_target_and_probe_tcp_per_port(targets: list[InventoryTarget
     tcp = jobs["library-mfp/tcp-631"]
     assert (tcp.probe, tcp.store_name, tcp.port) == ("tcp", "tcp-631", 631)
     assert tcp.probe_target.port == 631 and tcp.probe_target.host == "127.0.0.20"
+
+
+
+def test_slow_modules_get_a_job_of_their_own(targets: list[InventoryTarget]) -> None:
+    """A switch's topology tables are polled every 15 minutes, in their own job that
+    start-up does not wait for; a module interval not above the target's is ignored."""
+    jobs = by_id(plan_jobs(targets))
+    snmp, topo = jobs["sw-core/snmp"], jobs["sw-core/topology"]
+    assert snmp.settings.modules == ("system", "interfaces")  # type: ignore[attr-defined]
+    assert (topo.probe, topo.store_name, topo.interval, topo.awaited) == ("snmp", "topology", 900.0, False)
+    assert topo.settings.modules == ("topology",)  # type: ignore[attr-defined]
+    fast = next(t for t in targets if t.name == "sw-core")
+    fast = dataclasses.replace(fast, interval=1800.0)
+    assert [j.id for j in plan_jobs([fast]) if j.probe == "snmp"] == ["sw-core/snmp"]
     assert jobs["library-mfp/icmp"].store_name == "icmp"
     assert jobs["library-mfp/icmp"].probe_target.port is None
 
