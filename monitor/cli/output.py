@@ -71,7 +71,7 @@ def human_bytes(value: Any) -> str:
     while abs(n) >= 1024 and i < len(units) - 1:
         n /= 1024
         i += 1
-    return f"{int(n)} B" if i == 0 else f"{_short(n)} {units[i]}"
+    return f"{int(n)} B" if i == 0 else f"{significant(n)} {units[i]}"
 
 
 def human_speed(bps: Any) -> str:
@@ -84,10 +84,10 @@ def human_speed(bps: Any) -> str:
     while abs(n) >= 1000 and i < len(units) - 1:
         n /= 1000
         i += 1
-    return f"{_short(n)} {units[i]}"
+    return f"{significant(n)} {units[i]}"
 
 
-def _short(n: float) -> str:
+def significant(n: float) -> str:
     """At most 3 significant digits, no trailing zeros: 1.0 -> 1, 2.50 -> 2.5, 123.4 -> 123."""
     text = f"{n:.3g}" if abs(n) < 1000 else f"{n:.0f}"
     if "e" in text:

@@ -12,7 +12,15 @@ A device's state comes from its fresh probe results:
   was partial); ``down``: every probe failed; ``unknown``: no result yet, or only stale
   ones (the store's staleness rule);
 - ``suppressed``: down or degraded, but expected: its parent (or the parent's parent) is
-  down, or the alert service says it is outside its schedule or behind a down parent.
+  down, or the alert service says it is outside its schedule or behind a down parent;
+- ``attention``: up (it answers every probe), but something needs a person: an alert
+  is active for it (pending or firing; not silenced, not suppressed), or, when alerting is off, the printer
+  reports a condition (paper jam, no toner) or a supply that is empty or full. The
+  printer with an empty toner is not a plain green "up".
+
+Interface traffic is shown as rates: from the history store's rate series when
+history is on, else from the two latest walks (:class:`InterfaceRates`, a result-store
+listener), so the page needs no history to say "12.3 Mb/s in".
 """
 
 from __future__ import annotations
@@ -28,53 +36,43 @@ from typing import Any, Protocol
 import jinja2
 from aiohttp import web
 
+from alerts.ack import ack_of
+from alerts.advice import MEANINGS
 from alerts.model import Alert, AlertState, Suppression
 from monitor.config import InventoryTarget
 from monitor.store.results import ResultStore, StoredResult
+from monitor.web.units import ago, human_age, human_size, human_speed, per_minute, rate
 from probes.result import Record, Status
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Seconds between the page's automatic reloads.
 REFRESH_SECONDS = 30
 #: Defence in depth behind autoescaping: the page needs no script, frame or plugin.
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'"
 #: Interface types counted as switch ports (IANAifType names as the interfaces module
 #: reports them); VLANs, loopbacks, LAGs and tunnels are not ports.
 PORT_TYPES = frozenset({"ethernetCsmacd", "fastEther", "fastEtherFX", "gigabitEthernet"})
 SUPPLY_WARN = frozenset({"low", "empty", "nearly_full", "full"})
+#: Supply states that need a person even with alerting off (the printer cannot print).
+SUPPLY_ATTENTION = frozenset({"empty", "full"})
+#: Counter columns of an interfaces record, in :class:`Traffic` field order.
+COUNTER_KEYS = ("in_octets", "out_octets", "in_errors", "out_errors")
 
 
 class State(StrEnum):
     UP = "up"
+    ATTENTION = "attention"
     DEGRADED = "degraded"
     DOWN = "down"
     UNKNOWN = "unknown"
     SUPPRESSED = "suppressed"
 
 
-#: What a failed probe status means and what to check, for the device page.
-MEANINGS: dict[Status, str] = {
-    Status.OK: "",
-    Status.PARTIAL: "Some data arrived and some did not. Check the explanation for what "
-    "was missing; a busy device or a lossy link can cause it.",
-    Status.TIMEOUT: "Nothing answered in time. Check that the device is powered on and "
-    "plugged in, its switch port is up, and no firewall drops the traffic.",
-    Status.UNREACHABLE: "The network reports no route to the device. Check the address, "
-    "the VLAN and the router or switch in between.",
-    Status.REFUSED: "The device answered but refused the connection: the service is not "
-    "running or listens on another port.",
-    Status.DNS_ERROR: "The name could not be resolved. Check the DNS record or use an "
-    "address in the inventory.",
-    Status.AUTH_ERROR: "The device rejected netmon's credentials. Check that the SNMP "
-    "community or SNMPv3 user, protocols and passwords match the device.",
-    Status.PROTOCOL_ERROR: "The device answered with something netmon cannot read. Check "
-    "the port and the SNMP version configured for it.",
-    Status.PERMISSION_ERROR: "netmon lacks a privilege it needs (for ICMP: CAP_NET_RAW or "
-    "net.ipv4.ping_group_range). See the README, 'ICMP without root'.",
-    Status.CONFIG_ERROR: "netmon's settings for this probe are unusable. Run "
-    "`netmon check-config`.",
-    Status.ERROR: "A bug in netmon: the probe crashed. The log has the traceback.",
-}
+#: A state as the page's badges say it.
+STATE_WORDS = {State.ATTENTION.value: "needs attention"}
+#: States of a device that answers its probes.
+ANSWERING = frozenset({State.UP, State.ATTENTION})
+
 
 ROLE_TITLES = {
     "switch": "Switches", "printer": "Printers", "server": "Servers", "ups": "UPS",
@@ -126,6 +124,45 @@ class Ports:
         return self.up + self.down + self.disabled
 
 
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """One interface's per-second rates (bytes, errors); None where not known."""
+
+    rx: float | None = None
+    tx: float | None = None
+    rx_errors: float | None = None
+    tx_errors: float | None = None
+
+    @property
+    def errors(self) -> float | None:
+        known = [e for e in (self.rx_errors, self.tx_errors) if e is not None]
+        return sum(known) if known else None
+
+    @property
+    def bytes(self) -> float:
+        return (self.rx or 0.0) + (self.tx or 0.0)
+
+
+@dataclass
+class PortView:
+    """One row of the device page's compact interface table."""
+
+    index: str
+    name: str
+    alias: str
+    type: str
+    #: up, down, disabled (administratively down), absent (not present) or unknown.
+    state: str
+    speed_bps: int | None
+    rx_total: int | None
+    tx_total: int | None
+    traffic: Traffic | None = None
+
+    @property
+    def is_port(self) -> bool:
+        return self.type in PORT_TYPES
+
+
 @dataclass
 class AlertView:
     name: str
@@ -135,6 +172,10 @@ class AlertView:
     summary: str
     since: str
     suppressed_reason: str
+    #: For the acknowledge and silence buttons (monitor/web/actions.py).
+    fingerprint: str = ""
+    #: "alice 5 min ago: on my way" once someone acknowledged it, else "".
+    ack: str = ""
 
 
 @dataclass
@@ -154,6 +195,7 @@ class DeviceView:
     supplies: list[Record] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
     ports: Ports | None = None
+    interfaces: list[PortView] = field(default_factory=list)
     alerts: list[AlertView] = field(default_factory=list)
 
     @property
@@ -176,7 +218,8 @@ class LabView:
 
     @property
     def up(self) -> int:
-        return sum(d.state is State.UP for d in self.devices)
+        """Devices that answer (up, or up but needing attention)."""
+        return sum(d.state in ANSWERING for d in self.devices)
 
     @property
     def total(self) -> int:
@@ -185,8 +228,8 @@ class LabView:
     @property
     def state(self) -> State:
         if self.up == self.total:
-            return State.UP
-        if all(d.state is State.SUPPRESSED for d in self.devices if d.state is not State.UP):
+            return State.ATTENTION if self.not_up else State.UP
+        if all(d.state is State.SUPPRESSED for d in self.devices if d.state not in ANSWERING):
             return State.SUPPRESSED
         if all(d.state is State.UNKNOWN for d in self.devices):
             return State.UNKNOWN
@@ -236,18 +279,6 @@ def store_names(target: InventoryTarget) -> list[str]:
         else:
             names.append(probe)
     return names
-
-
-def human_age(seconds: float) -> str:
-    """``"40 s"``, ``"12 min"``, ``"3 h 5 min"``, ``"2 d 4 h"``."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def probe_view(name: str, stored: StoredResult, now: float) -> ProbeView:
@@ -300,7 +331,99 @@ def device_view(
                             if a.get("description") and a.get("severity") != "other"]  # fmt: skip
         if "interfaces" in p.records:
             view.ports = port_counts(p.records["interfaces"])
+            view.interfaces = [port_view(i) for i in p.records["interfaces"]]
     return view
+
+
+def interface_state(record: Record) -> str:
+    """What a person calls an interface's state: disabled beats down, absent is apart."""
+    if record.get("admin") == "down":
+        return "disabled"
+    oper = record.get("oper")
+    if oper in ("up", "down"):
+        return str(oper)
+    if oper == "not_present":
+        return "absent"
+    return "down" if oper in ("lower_layer_down", "dormant") else "unknown"
+
+
+def port_view(record: Record) -> PortView:
+    def count(key: str) -> int | None:
+        value = record.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return PortView(
+        index=str(record.get("index") or ""), name=str(record.get("name") or record.get("descr") or ""),
+        alias=str(record.get("alias") or ""), type=str(record.get("type") or ""),
+        state=interface_state(record), speed_bps=count("speed_bps"),
+        rx_total=count("in_octets"), tx_total=count("out_octets"),
+    )  # fmt: skip
+
+
+def with_traffic(view: DeviceView, traffic: Mapping[str, Traffic]) -> None:
+    """Give the device's interface rows their rates (by interface index)."""
+    for port in view.interfaces:
+        port.traffic = traffic.get(port.index)
+
+
+def uplink(view: DeviceView) -> PortView | None:
+    """The interface whose traffic the device page charts: one named or described as an
+    uplink, else the one moving the most bytes now (or in total, before rates exist)."""
+    candidates = [p for p in view.interfaces if p.state == "up" and p.type != "softwareLoopback"]
+    named = [p for p in candidates if "uplink" in f"{p.name} {p.alias}".lower()]
+    if named:
+        return named[0]
+
+    def busy(p: PortView) -> tuple[float, int]:
+        return (p.traffic.bytes if p.traffic else 0.0, (p.rx_total or 0) + (p.tx_total or 0))
+
+    return max(candidates, key=busy, default=None)
+
+
+class InterfaceRates:
+    """Per-second interface rates between each target's two latest walks.
+
+    A :class:`ResultStore` listener, so the page shows traffic rates with history off
+    (and before history has two points). It runs on the putting thread and keeps two
+    walks' counters per target; readers get a dict that is replaced whole, never
+    changed. A counter that went backwards (a reset, a reboot) gives no rate.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, dict[str, tuple[Any, ...]]]] = {}
+        self._rates: dict[str, dict[str, Traffic]] = {}
+
+    def record(self, stored: StoredResult) -> None:
+        rows = stored.result.records.get("interfaces")
+        if not rows:
+            return
+        counters = {str(r.get("index")): tuple(r.get(k) for k in COUNTER_KEYS) for r in rows}
+        previous = self._last.get(stored.target)
+        self._last[stored.target] = (stored.finished_at, counters)
+        if previous is None or stored.finished_at <= previous[0]:
+            return
+        elapsed = stored.finished_at - previous[0]
+        self._rates[stored.target] = {
+            index: Traffic(*(_per_second(a, b, elapsed) for a, b in zip(old, new, strict=True)))
+            for index, new in counters.items()
+            if (old := previous[1].get(index)) is not None
+        }
+
+    def rates(self, target: str) -> dict[str, Traffic]:
+        return self._rates.get(target, {})
+
+    def forget(self, keep: Iterable[str]) -> None:
+        """Drop targets not in ``keep`` (they left the inventory)."""
+        names = set(keep)
+        for gone in [t for t in self._last if t not in names]:
+            self._last.pop(gone, None)
+            self._rates.pop(gone, None)
+
+
+def _per_second(old: Any, new: Any, elapsed: float) -> float | None:
+    if not isinstance(old, int) or not isinstance(new, int) or new < old:
+        return None
+    return (new - old) / elapsed
 
 
 def port_counts(interfaces: Iterable[Record]) -> Ports:
@@ -356,7 +479,16 @@ def alert_view(alert: Alert, now: float) -> AlertView:
         state=alert.state.value, summary=alert.annotations.get("summary", alert.rule),
         since=f"for {human_age(now - since)}" if since else "",
         suppressed_reason=alert.suppressed_reason if alert.suppressed else "",
+        fingerprint=alert.fingerprint, ack=_ack_words(alert, now),
     )  # fmt: skip
+
+
+def _ack_words(alert: Alert, now: float) -> str:
+    found = ack_of(alert)
+    if found is None:
+        return ""
+    return f"{found.author} {human_age(now - found.acked_at)} ago" + (
+        f": {found.comment}" if found.comment else "")
 
 
 def apply_alerts(devices: Mapping[str, DeviceView], alerts: Sequence[Alert], now: float) -> None:
@@ -375,6 +507,36 @@ def apply_alerts(devices: Mapping[str, DeviceView], alerts: Sequence[Alert], now
             )  # fmt: skip
 
 
+def attention_from_alerts(devices: Mapping[str, DeviceView], alerts: Sequence[Alert]) -> None:
+    """An answering device with an active alert (pending or firing: the page shows the
+    present, the ``for`` delay is there to spare notifications) that nobody silenced or
+    expects needs attention."""
+    firing: dict[str, list[str]] = {}
+    for alert in alerts:
+        if alert.is_active and alert.suppressed in (
+            Suppression.NONE,
+            Suppression.FLAPPING,
+        ):
+            firing.setdefault(alert.target, []).append(alert.annotations.get("summary", alert.rule))
+    for name, summaries in firing.items():
+        view = devices.get(name)
+        if view is not None and view.state is State.UP:
+            view.state, view.reason = State.ATTENTION, "; ".join(summaries)
+
+
+def attention_from_device(devices: Mapping[str, DeviceView]) -> None:
+    """With alerting off, the device's own word: printer conditions, empty or full supplies."""
+    for view in devices.values():
+        if view.state is not State.UP:
+            continue
+        words = list(view.conditions) + [
+            f"{s.get('description') or s.get('type') or 'supply'}: {s.get('level_text') or s.get('state')}"
+            for s in view.supplies if s.get("state") in SUPPLY_ATTENTION
+        ]  # fmt: skip
+        if words:
+            view.state, view.reason = State.ATTENTION, "; ".join(words)
+
+
 def build_views(
     targets: Sequence[InventoryTarget],
     store: ResultStore,
@@ -389,6 +551,9 @@ def build_views(
     apply_parents(devices)
     if alerts is not None:
         apply_alerts(devices, alerts, now)
+        attention_from_alerts(devices, alerts)
+    else:
+        attention_from_device(devices)
     return devices
 
 
@@ -456,7 +621,12 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["percent"] = lambda r: f"{round(100 * float(r))}%"
-    env.filters["bytes"] = human_bytes
+    env.filters["bytes"] = human_size
+    env.filters["speed"] = human_speed
+    env.filters["rate"] = rate
+    env.filters["per_minute"] = per_minute
+    env.filters["ago"] = ago
+    env.filters["state_word"] = lambda state: STATE_WORDS.get(str(state), str(state))
     env.filters["columns"] = columns
     env.filters["cell"] = cell
     env.filters["clock"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
@@ -483,21 +653,10 @@ def cell(value: Any, key: str = "") -> str:
     if isinstance(value, float | int) and key.endswith("ratio"):
         return f"{100 * value:.0f}%"
     if isinstance(value, float | int) and key.endswith("bytes"):
-        return human_bytes(value)
+        return human_size(value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
 
 
 def render_overview(env: jinja2.Environment, overview: Overview) -> str:
@@ -510,17 +669,20 @@ def render_device(env: jinja2.Environment, device: DeviceView, now: float) -> st
 
 STATUS_BACKEND = web.AppKey("status_backend", StatusBackend)
 STATUS_ENV = web.AppKey("status_env", jinja2.Environment)
+STATUS_RATES = web.AppKey("status_rates", InterfaceRates)
 
 
 def add_routes(app: web.Application, backend: StatusBackend) -> None:
     """Serve the status page for ``backend`` (a :class:`monitor.web.WebBackend`) at ``/``."""
     app[STATUS_BACKEND] = backend
     app[STATUS_ENV] = environment()
+    app[STATUS_RATES] = rates = InterfaceRates()
+    backend.store.subscribe(rates.record)
     app.router.add_get("/", _index)
     app.router.add_get("/device/{name}", _device)
 
 
-def _alerts_of(backend: StatusBackend) -> list[Alert] | None:
+def alerts_of(backend: StatusBackend) -> list[Alert] | None:
     # Read on the event loop: the alert service's SQLite connection belongs to it.
     service: AlertSource | None = getattr(backend, "alerts", None)
     return None if service is None else list(service.alerts())
@@ -537,7 +699,7 @@ def _html(text: str, status: int = 200) -> web.Response:
 async def _index(request: web.Request) -> web.Response:
     backend = request.app[STATUS_BACKEND]
     env = request.app[STATUS_ENV]
-    targets, alerts = backend.targets(), _alerts_of(backend)
+    targets, alerts = backend.targets(), alerts_of(backend)
 
     def render() -> str:
         return render_overview(env, build_overview(targets, backend.store, alerts))
@@ -556,5 +718,9 @@ async def _device(request: web.Request) -> web.Response:
         return _html(page, status=404)
     now = time.time()
     # Parents need the whole inventory's states; cheap next to rendering.
-    views = build_views(targets, backend.store, _alerts_of(backend), now)
-    return _html(render_device(env, views[name], now))
+    views = build_views(targets, backend.store, alerts_of(backend), now)
+    view = views[name]
+    rates = request.app[STATUS_RATES]
+    rates.forget(views)
+    with_traffic(view, rates.rates(name))
+    return _html(render_device(env, view, now))

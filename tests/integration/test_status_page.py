@@ -160,7 +160,10 @@ def test_overview_shows_every_device_with_its_state(
     assert 'name="viewport"' in page
     found = cards(page)
     for device in DEVICES:
-        assert found[device.name][0] == "up", device.name
+        assert found[device.name][0] in ("up", "attention"), device.name
+    # The Brother's black toner is empty: it answers, but it is not a plain green "up".
+    assert found["staffroom-printer"][0] == "attention"
+    assert "is empty" in found["staffroom-printer"][1]
     assert found["hall-printer"][0] == "degraded"
     assert "snmp:" in found["hall-printer"][1]
     assert found["sw-annex"][0] == "down"
@@ -176,8 +179,11 @@ def test_overview_shows_every_device_with_its_state(
     assert "unreachable because parent sw-annex is down" in annex.group(2)
     total = len(targets)
     assert f"{total} devices" in page
-    up = len(DEVICES) + LAB_SIZE + 1  # + hostile-printer
-    assert f">{up} up<" in page and ">1 degraded<" in page and ">1 down<" in page
+    answering = len(DEVICES) + LAB_SIZE + 1  # + hostile-printer
+    attention = sum(state == "attention" for state, _ in found.values())
+    assert f">{answering - attention} up<" in page and ">1 degraded<" in page
+    assert f">{attention} need{'s' if attention == 1 else ''} attention<" in page
+    assert ">1 down<" in page
     assert ">1 suppressed<" in page and ">0 unknown<" in page
     # Alerting runs inside netmon run: the page lists what /api/alerts has, with reasons.
     code, body = fetch(f"{url}/api/alerts")
@@ -222,7 +228,9 @@ def test_device_page_shows_every_latest_result(school: tuple[str, list[dict[str,
     printer = next(t for t in targets if t["name"] == "staffroom-printer")
     code, page = fetch(f"{url}/device/staffroom-printer")
     assert code == 200
-    assert 'data-state="up"' in page
+    assert 'data-state="attention"' in page and ">needs attention<" in page
+    code, body = fetch(f"{url}/api/targets/staffroom-printer")
+    assert code == 200 and json.loads(body)["state"] == "attention"
     for probe, result in printer["results"].items():
         assert f'id="probe-{probe}"' in page
         assert esc(result["explanation"]) in page

@@ -187,7 +187,10 @@ def test_alerts_section_and_schedule_suppression() -> None:
     assert by_name["sw-b2"].state is State.DOWN
     assert by_name["lab-pc1"].state is State.SUPPRESSED
     assert by_name["lab-pc1"].reason == "outside school-hours"
-    assert overview.counts == {"up": 2, "degraded": 0, "down": 1, "unknown": 0, "suppressed": 1}
+    assert by_name["mfp"].state is State.ATTENTION  # answers, toner low pending
+    assert overview.counts == {
+        "up": 1, "attention": 1, "degraded": 0, "down": 1, "unknown": 0, "suppressed": 1
+    }  # fmt: skip
     assert overview.alerts is not None
     assert [(a.target, a.since) for a in overview.alerts] == [
         ("sw-b2", "for 12 min"),
@@ -316,12 +319,6 @@ def test_device_page_explains_failures() -> None:
 
 
 def test_helpers() -> None:
-    assert [status.human_age(s) for s in (3, 125, 3 * 3600 + 300, 2 * 86400 + 4 * 3600)] == [
-        "3 s",
-        "2 min",
-        "3 h 5 min",
-        "2 d 4 h",
-    ]
     assert status.cell(0.5, "used_ratio") == "50%"
     assert status.cell(50_406_584_320, "size_bytes") == "50.4 GB"
     assert status.cell({"1": 0.378}, "load_ratio") == "1: 38%"
@@ -329,6 +326,109 @@ def test_helpers() -> None:
     t = target("x", probes=("icmp", "snmp", "tcp"))
     t = dataclasses.replace(t, tcp_ports=(22, 9100))
     assert status.store_names(t) == ["icmp", "snmp", "tcp-22", "tcp-9100"]
+
+
+def test_needs_attention_state() -> None:
+    """A device that answers but has a firing alert (the empty-toner printer) is not UP."""
+    store = ResultStore()
+    empty = {"description": "Black Toner", "type": "toner", "class": "consumable", "ratio": 0.0, "color": "black",
+             "state": "empty", "level_text": "empty"}  # fmt: skip
+    for name in ("mfp", "quiet", "silenced", "busy", "pc1", "pc2"):
+        put(store, name, "icmp", OK)
+    put(store, "mfp", "snmp", OK, records={"supplies": [empty]})
+    put(store, "busy", "snmp", Status.TIMEOUT, "agent silent")
+    ts = [target("mfp", "printer", probes=("icmp", "snmp")), target("quiet", "printer"),
+          target("silenced"), target("busy", probes=("icmp", "snmp")),
+          target("pc1", "lab", room="12"), target("pc2", "lab", room="12")]  # fmt: skip
+    alerts = [
+        alert(
+            "mfp", "printer_supply_empty", AlertState.FIRING, NOW - 60, "mfp: Black Toner is empty"
+        ),
+        alert("quiet", "printer_supply_low", AlertState.RESOLVED, NOW - 60, "quiet: toner low"),
+        alert("pc1", "icmp_loss", AlertState.PENDING, NOW - 60, "pc1: loss 40%"),
+        alert("silenced", "x", AlertState.FIRING, NOW - 60, "known", Suppression.SILENCED),
+        alert("busy", "snmp_down", AlertState.FIRING, NOW - 60, "busy: SNMP down"),
+        alert("pc2", "icmp_loss", AlertState.FIRING, NOW - 60, "pc2: loss 40%"),
+    ]
+    overview = build_overview(ts, store, alerts, NOW)
+    got = {d.name: (d.state, d.reason) for d in overview.devices}
+    assert got["mfp"] == (State.ATTENTION, "mfp: Black Toner is empty")
+    assert got["quiet"][0] is State.UP  # resolved
+    assert got["pc1"] == (State.ATTENTION, "pc1: loss 40%")  # pending counts: it is now
+    assert got["silenced"][0] is State.UP  # someone said they know
+    assert got["busy"] == (State.DEGRADED, "snmp: agent silent")  # the worse state stays
+    assert overview.counts["attention"] == 3 and overview.counts["up"] == 2
+    lab = overview.sections[0].labs[0]
+    assert (lab.up, lab.total, lab.state) == (2, 2, State.ATTENTION)
+    assert [d.name for d in lab.not_up] == ["pc1", "pc2"]
+    page = render_overview(status.environment(), overview)
+    assert 'data-device="mfp" data-state="attention"' in page
+    assert ">needs attention</span>" in page and ">3 need attention<" in page
+    assert re.search(r'data-lab="12" data-state="attention">.*?2/2 up', page, re.DOTALL)
+
+    # Alerting off: the printer's own report of an empty supply is enough.
+    views = build_views(ts, store, None, NOW)
+    assert views["mfp"].state is State.ATTENTION and "Black Toner: empty" in views["mfp"].reason
+    assert views["pc2"].state is State.UP and views["quiet"].state is State.UP
+
+
+def interface(index: int, name: str, rx: int, tx: int, **extra: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "index": str(index), "name": name, "alias": "", "descr": name, "type": "ethernetCsmacd",
+        "admin": "up", "oper": "up", "speed_bps": 1_000_000_000, "in_octets": rx,
+        "out_octets": tx, "in_errors": 0, "out_errors": 0,
+    }  # fmt: skip
+    row.update(extra)
+    return row
+
+
+def test_port_table_in_human_units_with_rates_from_two_walks() -> None:
+    store = ResultStore()
+    rates = status.InterfaceRates()
+    store.subscribe(rates.record)
+    first = [
+        interface(1, "Gi1/0/1", 4_836_524_491_065, 1_000_000, alias="<b>uplink</b> to core"),
+        interface(2, "Gi1/0/2", 10_000, 20_000, speed_bps=100_000_000),
+        interface(3, "Gi1/0/3", 500, 500, admin="down", oper="down"),
+        interface(4, "Gi1/0/4", 9_000_000, 0),
+    ]
+    second = [
+        interface(1, "Gi1/0/1", 4_836_524_491_065 + 92_250_000, 1_000_000 + 23_250_000,
+                  alias="<b>uplink</b> to core", in_errors=3),
+        interface(2, "Gi1/0/2", 10_000, 20_000, speed_bps=100_000_000),
+        interface(3, "Gi1/0/3", 500, 500, admin="down", oper="down"),
+        interface(4, "Gi1/0/4", 10, 0),  # counter reset: no rate
+    ]  # fmt: skip
+    put(store, "sw", "snmp", OK, age=65.0, records={"interfaces": first})
+    assert rates.rates("sw") == {}  # one walk: no rate yet
+    put(store, "sw", "snmp", OK, age=5.0, records={"interfaces": second})
+    traffic = rates.rates("sw")
+    assert traffic["1"] == status.Traffic(92_250_000 / 60, 23_250_000 / 60, 3 / 60, 0.0)
+    assert traffic["2"].bytes == 0.0 and traffic["4"].rx is None
+
+    ts = [target("sw", probes=("snmp",))]
+    view = build_views(ts, store, None, NOW)["sw"]
+    status.with_traffic(view, traffic)
+    assert [(p.name, p.state) for p in view.interfaces] == [
+        ("Gi1/0/1", "up"), ("Gi1/0/2", "up"), ("Gi1/0/3", "disabled"), ("Gi1/0/4", "up")
+    ]  # fmt: skip
+    uplink = status.uplink(view)
+    assert uplink is not None and uplink.index == "1"
+    page = render_device(status.environment(), view, NOW)
+    table = page[page.index('data-table="interfaces"') : page.index("</table>")]
+    assert "<span>12.3 Mb/s in</span> / <span>3.1 Mb/s out</span>" in table
+    assert "1 Gb/s" in table and "100 Mb/s" in table and "3/min" in table
+    assert "4.84 TB" in table and "4836524491065" not in table and "1000000000" not in table
+    assert "&lt;b&gt;uplink&lt;/b&gt; to core" in table and "<b>uplink" not in table
+    assert 'class="st-disabled">disabled' in table
+
+    # No uplink in the names: the busiest port now.
+    for row in second:
+        row["alias"] = ""
+    put(store, "sw", "snmp", OK, age=4.0, records={"interfaces": second})
+    view = build_views(ts, store, None, NOW)["sw"]
+    status.with_traffic(view, {"2": status.Traffic(5.0, 5.0), "4": status.Traffic(1.0, 0.0)})
+    assert getattr(status.uplink(view), "index", None) == "2"
 
 
 class Backend:

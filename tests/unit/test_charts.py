@@ -1,0 +1,139 @@
+"""The status page's inline SVG charts: the drawn points are the stored points through
+the chart's own scale, gaps break lines, every text is escaped, a table says it in words."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import pytest
+
+from monitor.web import charts, units
+from monitor.web.charts import Line, Scale
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@dataclass(frozen=True)
+class P:
+    """A stored point as the history store returns it (t, value, min, max)."""
+
+    t: float
+    value: float
+    min: float = math.nan
+    max: float = math.nan
+
+
+def parse(markup: str) -> ET.Element:
+    """The chart's HTML as XML: it must be well-formed for this to work at all."""
+    return ET.fromstring(str(markup).replace("<svg ", f'<svg xmlns="{SVG[1:-1]}" ', 1))
+
+
+def drawn(figure: ET.Element) -> tuple[Scale, dict[int, list[list[tuple[float, float]]]]]:
+    svg = figure.find(f".//{SVG}svg")
+    assert svg is not None
+    scale = Scale(float(svg.get("data-since", "")), float(svg.get("data-until", "")),
+                  float(svg.get("data-low", "")), float(svg.get("data-high", "")))  # fmt: skip
+    lines: dict[int, list[list[tuple[float, float]]]] = {}
+    for poly in svg.iter(f"{SVG}polyline"):
+        coords = [tuple(map(float, xy.split(","))) for xy in (poly.get("points") or "").split()]
+        lines.setdefault(int(poly.get("data-line", "")), []).append(coords)  # type: ignore[arg-type]
+    return scale, lines
+
+
+def test_points_are_the_stored_points_through_the_scale() -> None:
+    rtt = [P(NOW - DAY + 60 * i, 0.0002 + 0.00001 * (i % 17)) for i in range(1440)]
+    loss = [P(NOW - DAY + 60 * i, 0.05 * (i % 3)) for i in range(0, 1440, 5)]
+    figure = parse(charts.line_chart("rtt", "Latency", [Line("avg", rtt), Line("loss", loss)],
+                                     since=NOW - DAY, until=NOW, unit=units.latency))  # fmt: skip
+    scale, lines = drawn(figure)
+    assert scale.high == charts.nice_ceiling(max(p.value for p in loss))  # 0.1
+    for n, series in enumerate((rtt, loss)):
+        assert lines[n] == [[(scale.x(p.t), scale.y(p.value)) for p in series]]
+    # The scale itself: left edge is `since`, the top is `high`, nothing outside the box.
+    assert (scale.x(NOW - DAY), scale.x(NOW), scale.y(0.0), scale.y(scale.high)) == (
+        0.0, charts.WIDTH, charts.HEIGHT, 0.0
+    )  # fmt: skip
+    assert scale.y(5.0) == 0.0 and scale.x(NOW + 999) == charts.WIDTH
+
+
+def test_gaps_break_lines_and_a_lone_point_is_a_dot() -> None:
+    points = [P(NOW - 3600 + 60 * i, 0.5) for i in range(10)]  # ten minutes
+    lone = P(NOW - 1200, 0.25)  # alone between two silences
+    after = [P(NOW - 300 + 60 * i, float("nan") if i == 2 else 0.75) for i in range(5)]
+    figure = parse(charts.line_chart("toner", "Black toner", [Line("black", [*points, lone, *after])],
+                                     since=NOW - 3600, until=NOW, unit=units.latency, high=1.0))  # fmt: skip
+    scale, lines = drawn(figure)
+    assert scale.high == 1.0
+    runs = lines[0]
+    assert [len(r) for r in runs] == [10, 2, 2, 2]  # NaN (no reading) breaks the line too
+    assert runs[1] == [(scale.x(lone.t), scale.y(0.25))] * 2
+    assert charts.typical_gap(points) == 180.0 and charts.typical_gap([]) == math.inf
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.0004, 0.0005), (0.001, 0.001), (0.0011, 0.002), (3.1, 5.0), (2.2, 2.5), (0.0, 1.0),
+     (math.nan, 1.0), (75_000_000, 100_000_000)],
+)  # fmt: skip
+def test_nice_ceiling(value: float, expected: float) -> None:
+    assert charts.nice_ceiling(value) == pytest.approx(expected)
+
+
+def test_text_equivalent_and_escaping() -> None:
+    hostile = "<script>document.title='XSS'</script>Black & \"Toner\""
+    series = [P(NOW - DAY + 3600 * i, 0.9 - 0.03 * i) for i in range(24)]
+    markup = str(charts.line_chart("x<y", f"{hostile} level", [Line(hostile, series),
+                               Line("<img src=x onerror=alert(1)>", series[:3])],
+                               since=NOW - DAY, until=NOW, unit=units.latency))  # fmt: skip
+    assert "<script" not in markup and "<img" not in markup and "x<y" not in markup
+    figure = parse(markup)  # well-formed, so the browser sees text, not elements
+    tags = {el.tag.removeprefix(SVG) for el in figure.iter()}
+    assert not tags & {"script", "img", "foreignObject", "a", "image"}
+    svg = figure.find(f".//{SVG}svg")
+    assert svg is not None and svg.get("role") == "img"
+    title, desc = svg.find(f"{SVG}title"), svg.find(f"{SVG}desc")
+    assert title is not None and desc is not None
+    assert title.text == f"{hostile} level"
+    assert svg.get("aria-labelledby") == f"{title.get('id')} {desc.get('id')}"
+    assert desc.text is not None and f"{hostile}: latest 210 ms" in desc.text  # 0.9-0.69
+    assert "highest 900 ms" in desc.text
+    rows = figure.findall(".//details/table/tbody/tr")
+    assert len(rows) == 24  # one per hour of the day
+    assert [td.text for td in rows[0]][1:] == ["900 ms", "900 ms"]
+    assert [td.text for td in rows[5]][1:] == ["750 ms", "–"]
+    assert [th.text for th in figure.findall(".//details/table/thead/tr/th")][1] == hostile
+
+
+def test_availability_bar() -> None:
+    seconds = {"up": 80_000.0, "down": 400.0, "maintenance": 1000.0, "outside": 0.0,
+               "unknown": 5000.0}  # fmt: skip
+    markup = str(charts.availability_bar("d-24h", "<b>lab</b> · 24 h", seconds))
+    figure = parse(markup)
+    rects = {r.get("data-kind"): r for r in figure.iter(f"{SVG}rect")}
+    assert list(rects) == ["up", "down", "maintenance", "unknown"]  # zero-length left out
+    total = sum(seconds.values())
+    x = 0.0
+    for kind, rect in rects.items():
+        assert float(rect.get("x", "")) == pytest.approx(x, abs=0.01)
+        assert float(rect.get("width", "")) == round(seconds[kind] / total * charts.WIDTH, 2)
+        x += seconds[kind] / total * charts.WIDTH
+    ratio = 80_000 / 80_400
+    assert figure.findtext(".//b") == f"{charts.percent(ratio)} available" == "99.5 % available"
+    words = figure.findtext(".//span[@class='vh']")
+    assert words == ("<b>lab</b> · 24 h: 99.5 % available (22 h 13 min up, 6 min down, "
+                     "16 min maintenance, 1 h 23 min unknown (netmon not running))")  # fmt: skip
+    assert "<b>lab" not in markup
+    assert "no data" in charts.availability_bar("e", "empty", {"unknown": 60.0})
+
+
+@pytest.mark.parametrize(
+    ("ratio", "expected"),
+    [(1.0, "100 %"), (0.99951, "99.95 %"), (0.9999999, "99.99999 %"), (0.5, "50.0 %"),
+     (0.0, "0.0 %")],
+)  # fmt: skip
+def test_percent_keeps_the_digits_that_differ(ratio: float, expected: str) -> None:
+    assert charts.percent(ratio) == expected
