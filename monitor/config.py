@@ -13,6 +13,8 @@
                  route, Alertmanagers (alerts.settings.AlertsSettings)
     server:      listen (HOST:PORT), web_config (TLS/basic auth file),
                  allow_any_probe_target (for `netmon run`)
+    history:     enabled, path, max_size, retention (the embedded history store,
+                 monitor.store.history.HistorySettings)
 
 :func:`load_config` reports every mistake at once, one line each, as
 ``file:line: field.path: what is wrong and what is allowed`` (blackbox_exporter's strict
@@ -52,6 +54,7 @@ from alerts.schedule import Schedule, check_schedules
 from alerts.settings import AlertsSettings
 from alerts.settings import check_references as check_alert_references
 from monitor.redaction import redact, secret_values
+from monitor.store.history import HistorySettings
 from probes.errors import ConfigError
 from probes.settings import Duration, StrictModel
 from probes.snmp.credentials import SnmpCredentials
@@ -353,6 +356,7 @@ class NetmonConfig(StrictModel):
     groups: list[Group] = Field(default_factory=list)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     server: ServerOptions = Field(default_factory=ServerOptions)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
 
 # --- errors ---------------------------------------------------------------------------

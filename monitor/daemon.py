@@ -36,6 +36,7 @@ from monitor.config import (
     resolve_targets,
 )
 from monitor.scheduler import ProbeJob, ProbeScheduler, check_unique, plan_jobs
+from monitor.store.history import HistoryError, HistoryStore, SilencePeriod, history_path
 from monitor.store.results import ResultStore, StoredResult
 from probes.context import ProbeContext
 from probes.errors import ConfigError
@@ -55,6 +56,8 @@ log = logging.getLogger("netmon.daemon")
 #: Seconds past a target's longest interval that its alert rules wait, after start-up,
 #: for the first result of every job (a job that never finishes must not hold them).
 FIRST_RUN_SLACK = 30.0
+#: Seconds between copies of the alert state file's silences into the history.
+SILENCE_COPY_SECONDS = 60.0
 
 
 class Monitor:
@@ -74,6 +77,10 @@ class Monitor:
         #: The alerting pipeline (rules -> engine -> notifier); the status page and
         #: ``/api/alerts`` read it.
         self.alerts: AlertService | None = None
+        #: The embedded history store (``history:``; None when disabled or unusable);
+        #: the status page and the JSON API read it.
+        self.history: HistoryStore | None = None
+        self._silence_copier: asyncio.Task[None] | None = None
         self.store = ResultStore()
         self.ctx = ProbeContext()
         self.scheduler = ProbeScheduler(self.store, self.ctx)
@@ -123,6 +130,8 @@ class Monitor:
             if len(names) > 1
         }
         await self._start_alerts(cfg, targets)
+        await self._apply_history(cfg)
+        self.store.subscribe(self._record_history)
         self.scheduler.start()
         self._started_at = time.monotonic()
         log.info("monitoring %d targets with %d probe jobs", len(targets), len(jobs))
@@ -211,6 +220,9 @@ class Monitor:
                 await self.alerts.reconfigure(
                     self._alert_settings(cfg), cfg.schedules, _target_infos(targets)
                 )
+            await self._apply_history(cfg)
+            if self.history is not None:
+                self.history.forget_targets(t.name for t in targets)
         finally:
             self._deferred = None
         for name in deferred:
@@ -273,6 +285,59 @@ class Monitor:
         await self.alerts.start()
         log.info("alert state in %s", self.alerts.path)
 
+    async def _apply_history(self, cfg: NetmonConfig) -> None:
+        """Open, switch (another file) or close the history store for ``cfg.history``.
+        A file that cannot be used is logged and netmon runs on without history."""
+        from alerts.service import state_path
+
+        settings = cfg.history
+        base_dir = self.config_path.resolve().parent
+        state_file = state_path(self._alert_settings(cfg), base_dir)
+        path = history_path(settings, base_dir, state_file, self.shard)
+        current = self.history
+        if current is not None and settings.enabled and current.path == path:
+            current.settings = settings  # retention and max_size: from the next trim
+            return
+        if current is not None:
+            self.history = None
+            await asyncio.to_thread(current.close)
+        if not settings.enabled:
+            return
+        store = HistoryStore(path, settings)
+        try:
+            await asyncio.to_thread(store.start)
+        except (HistoryError, OSError) as exc:
+            log.error("running without history: %s", exc)
+            return
+        self.history = store
+        log.info("history in %s", path)
+        if self._silence_copier is None:
+            self._silence_copier = asyncio.get_running_loop().create_task(self._copy_silences())
+
+    def _record_history(self, stored: StoredResult) -> None:
+        if self.history is not None:
+            self.history.record(stored)
+
+    async def _copy_silences(self) -> None:
+        while True:
+            self._save_silences()
+            await asyncio.sleep(SILENCE_COPY_SECONDS)
+
+    def _save_silences(self) -> None:
+        """Copy the silences into the history: the alert state file forgets expired
+        ones after a week, the availability report needs them for months."""
+        if self.history is None or self.alerts is None:
+            return
+        try:
+            silences = self.alerts.engine.list_silences(include_expired=True)
+        except Exception:  # the state file's own faults are handled (and logged) there
+            log.exception("silences not copied into the history")
+            return
+        self.history.record_silences(
+            SilencePeriod(s.id, tuple(map(str, s.matchers)), s.starts_at, s.ends_at)
+            for s in silences
+        )
+
     def _on_result(self, stored: StoredResult) -> None:
         """Evaluate the target's alert rules on its latest results (a store listener)."""
         if self._deferred is not None:
@@ -311,6 +376,8 @@ class Monitor:
         samples = self.scheduler.self_samples()
         if self.alerts is not None:
             samples += self.alerts.samples()
+        if self.history is not None:
+            samples += self.history.samples()
         samples += process_samples()
         samples += [
             Sample.of("netmon_config_last_reload_successful", float(self._last_reload_ok)),
@@ -394,6 +461,15 @@ class Monitor:
             self._next_reload.cancel()
             self._next_reload = None
         await self.scheduler.shutdown()
+        if self._silence_copier is not None:
+            self._silence_copier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._silence_copier
+            self._silence_copier = None
+        if self.history is not None:
+            self._save_silences()
+            history, self.history = self.history, None
+            await asyncio.to_thread(history.close)
         if self.alerts is not None:
             await self.alerts.stop()
         await self.ctx.aclose()

@@ -120,6 +120,12 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
     "netmon_notifications_pending": ("receiver", "integration"),
     "netmon_state_store_ok": (),
     "netmon_state_store_faults_total": ("reason",),
+    "netmon_history_writes_total": (),
+    "netmon_history_dropped_total": (),
+    "netmon_history_errors_total": (),
+    "netmon_history_write_seconds_total": (),
+    "netmon_history_size_bytes": (),
+    "netmon_history_queue": (),
     "netmon_build_info": ("version",),
 }
 

@@ -113,4 +113,11 @@ METRICS: dict[str, MetricDef] = {
     "netmon_notifications_pending": _g("Notifications waiting in the outbox (not yet delivered), by receiver and integration."),
     "netmon_state_store_ok": _g("1 while the alert state file (alerts.state_file) takes writes; 0 while it is unusable and alert state and the outbox are kept in memory only."),
     "netmon_state_store_faults_total": _c("Times the alert state file became unusable, by reason (disk_full, read_only, corrupt, locked, deleted, io_error)."),
+    # --- the history store (monitor/store/history.py) ---
+    "netmon_history_writes_total": _c("Samples written to the history file (history:) since start-up."),
+    "netmon_history_dropped_total": _c("Probe results (a full queue) or samples (a failed write) not kept in the history."),
+    "netmon_history_errors_total": _c("History writes and trims that failed (disk full, I/O error, locked file); each is logged."),
+    "netmon_history_write_seconds_total": _c("Seconds the history writer thread spent turning results into rows and committing them."),
+    "netmon_history_size_bytes": _g("Size of the history file on disk, its WAL included (kept under history.max_size)."),
+    "netmon_history_queue": _g("Probe results waiting for the history writer."),
 }

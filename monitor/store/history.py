@@ -178,6 +178,28 @@ class HistorySettings(StrictModel):
     retention: HistoryRetention = Field(default_factory=HistoryRetention)
 
 
+def history_path(
+    settings: HistorySettings,
+    base_dir: Path,
+    state_file: Path,
+    shard: tuple[int, int] | None = None,
+) -> Path:
+    """Where the history file is: ``history.path`` (relative to the config's directory;
+    a shard adds ``.shardIofN`` before the suffix, as the state file does), else beside
+    the alert state file, named after it (``netmon-alerts.shard0of2.db`` ->
+    ``netmon-history.shard0of2.db``; another name gets ``-history``)."""
+    if settings.path is not None:
+        path = Path(settings.path)
+        path = path if path.is_absolute() else Path(base_dir) / path
+        if shard is not None:
+            path = path.with_name(f"{path.stem}.shard{shard[0]}of{shard[1]}{path.suffix}")
+        return path
+    name = state_file.name
+    if name.startswith("netmon-alerts"):
+        return state_file.with_name("netmon-history" + name.removeprefix("netmon-alerts"))
+    return state_file.with_name(f"{state_file.stem}-history{state_file.suffix or '.db'}")
+
+
 class HistoryError(NetmonError):
     """The history file cannot be used; the text says what is wrong and what to do."""
 
