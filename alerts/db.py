@@ -491,12 +491,15 @@ class StateStore:
         try:
             new = open_db(self.path, busy_seconds=0.2)
             _check_database(new, quick=False)
-            if new.execute("SELECT 1 FROM sqlite_master WHERE name = 'silences'").fetchone():
-                # Silences added from a shell (``netmon silence add``) meanwhile.
-                rows = [tuple(r) for r in new.execute("SELECT * FROM silences")]
-                with transaction(self._mem):
-                    self._mem.executemany(
-                        "INSERT OR IGNORE INTO silences VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            for table in ("silences", "alert_acks"):
+                # Added from a shell (``netmon silence add``, ``alerts ack``) meanwhile.
+                if new.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                    rows = [tuple(r) for r in new.execute(f'SELECT * FROM "{table}"')]
+                    if rows:
+                        marks = ", ".join("?" * len(rows[0]))
+                        with transaction(self._mem):
+                            self._mem.executemany(
+                                f'INSERT OR IGNORE INTO "{table}" VALUES ({marks})', rows)
             copy_tables(self._mem, new)
         except (sqlite3.Error, OSError) as exc:
             if new is not None:

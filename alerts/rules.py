@@ -61,6 +61,8 @@ class TargetInfo:
     parent: str | None = None
     #: A schedule name.
     expected_online: str | None = None
+    #: Where to find it (notifications show it; not a label, so not in fingerprints).
+    address: str = ""
 
 
 # --- the rule model -------------------------------------------------------------------

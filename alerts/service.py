@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from alerts import ack
 from alerts.db import StateStore, error_for
 from alerts.engine import DEFAULT_STATE_FILE, AlertEngine
 from alerts.model import Alert
 from alerts.notify import Notifier
+from alerts.notify.email import Links, alert_annotations
 from alerts.rules import RuleSet, TargetInfo
 from alerts.schedule import Schedule
 from alerts.settings import AlertsSettings
@@ -53,6 +55,7 @@ class AlertService:
         schedules: Mapping[str, Schedule],
         clock: Callable[[], float] = time.time,
         external_url: str = "",
+        grafana_url: str = "",
     ) -> None:
         self.base_dir = Path(base_dir)
         self.clock = clock
@@ -60,23 +63,43 @@ class AlertService:
         self.settings = settings
         self.path = state_path(settings, self.base_dir)
         self.store = StateStore.open(self.path)
+        try:
+            #: Signs email acknowledge links and the status page's form tokens.
+            self.secret = ack.load_secret(self.path.parent / ack.SECRET_FILE)
+        except OSError as exc:
+            self.store.close()
+            raise error_for(self.path, exc) from None
+        self.links = Links(external_url, grafana_url, self.secret)
         self.rules = RuleSet.from_settings(settings)
         try:
             self.engine = AlertEngine(
                 self.store, settings, schedules=schedules, base_dir=self.base_dir, clock=clock
             )
-            self.notifier = Notifier(
-                self.store, settings, base_dir=self.base_dir, clock=clock,
-                external_url=external_url,
-            )  # fmt: skip
+            self.store.ensure_schema("acks", 1, ack.ACK_SCHEMA)
+            self.notifier = self._notifier(settings)
         except sqlite3.Error as exc:  # the tables themselves are unreadable
             self.store.close()
             raise error_for(self.path, exc) from None
         self._targets: dict[str, TargetInfo] = {}
+        #: Each target's latest results, for the context notifications give.
+        self._results: dict[str, Mapping[str, ProbeResult]] = {}
         self._tick_task: asyncio.Task[None] | None = None
+
+    def _notifier(self, settings: AlertsSettings) -> Notifier:
+        return Notifier(
+            self.store, settings, base_dir=self.base_dir, clock=self.clock,
+            external_url=self.external_url, links=self.links, annotate=self._annotate,
+        )  # fmt: skip
+
+    def _annotate(self, alert: Alert) -> dict[str, str]:
+        """Address, what failed, advice, supply: what a notification tells about ``alert``."""
+        info = self._targets.get(alert.target)
+        return alert_annotations(alert, info.address if info else "",
+                                 self._results.get(alert.target, {}))
 
     def set_targets(self, targets: Sequence[TargetInfo]) -> None:
         self._targets = {t.name: t for t in targets}
+        self._results = {k: v for k, v in self._results.items() if k in self._targets}
         self.engine.set_targets(targets)
 
     async def reconfigure(
@@ -93,10 +116,7 @@ class AlertService:
                 log.warning("alerts.state_file changed: takes effect after a restart")
             self.rules = RuleSet.from_settings(settings)
             await self.notifier.stop()
-            self.notifier = Notifier(
-                self.store, settings, base_dir=self.base_dir, clock=self.clock,
-                external_url=self.external_url,
-            )  # fmt: skip
+            self.notifier = self._notifier(settings)
             await self.notifier.start()
             self.settings = settings
         self.engine = AlertEngine(
@@ -113,6 +133,7 @@ class AlertService:
             return
         at = self.clock() if now is None else now
         observations = self.rules.evaluate(info, results, at)
+        self._results[target] = results
         # Conditions only: the 1 s tick promotes, suppresses, persists and notifies.
         self.engine.observe(target, observations, at, settle=False)
 
@@ -145,8 +166,19 @@ class AlertService:
         self.store.close()
 
     def alerts(self) -> list[Alert]:
-        """Pending, firing and recently resolved alerts (suppressed ones with their reason)."""
-        return self.engine.alerts()
+        """Pending, firing and recently resolved alerts (suppressed ones with their reason,
+        acknowledged ones with ``extra["ack"]``)."""
+        alerts = self.engine.alerts()
+        return ack.with_acks(alerts, self.store.read(lambda conn: ack.current_acks(conn, alerts)))
+
+    def acknowledge(self, fingerprints: Sequence[str], *, author: str, comment: str,
+                    via: str) -> list[Alert]:
+        """Acknowledge these active alerts; returns the ones acknowledged now."""
+        wanted = set(fingerprints)
+        found = [a for a in self.engine.alerts() if a.fingerprint in wanted]
+        now = self.clock()
+        return self.store.write(lambda conn: ack.acknowledge(
+            conn, found, author=author, comment=comment, via=via, now=now))
 
     def samples(self) -> list[Sample]:
         return [*self.engine.samples(), *self.notifier.samples(), *self.store.samples()]

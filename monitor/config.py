@@ -12,7 +12,8 @@
     alerts:      rules, overrides, custom rules, state file, flapping, SMTP, receivers,
                  route, Alertmanagers (alerts.settings.AlertsSettings)
     server:      listen (HOST:PORT), web_config (TLS/basic auth file),
-                 allow_any_probe_target (for `netmon run`)
+                 allow_any_probe_target, external_url (for `netmon run`)
+    dashboards:  grafana_url (links from alert emails to the generated dashboards)
     history:     enabled, path, max_size, retention (the embedded history store,
                  monitor.store.history.HistorySettings)
 
@@ -336,6 +337,12 @@ def _check_listen(value: str) -> str:
     return value
 
 
+def _check_url(value: str) -> str:
+    if not re.match(r"https?://[^/\s]+(/\S*)?\Z", value):
+        raise ValueError("a URL like https://netmon.school.example or http://10.0.0.5:10190")
+    return value.rstrip("/")
+
+
 class ServerOptions(StrictModel):
     """The web server of ``netmon run``; its command-line flags override these."""
 
@@ -345,6 +352,16 @@ class ServerOptions(StrictModel):
     web_config: str | None = None
     #: Let ``/probe`` reach addresses that are not in the inventory.
     allow_any_probe_target: bool = False
+    #: The address people open netmon at (``https://netmon.school.example``): alert
+    #: emails link to its device pages and acknowledge page. None: no links.
+    external_url: Annotated[str, AfterValidator(_check_url)] | None = None
+
+
+class DashboardsOptions(StrictModel):
+    """Where the generated Grafana dashboards are served (for links in alert emails)."""
+
+    #: Grafana's base URL, e.g. ``https://grafana.school.example``; None: no links.
+    grafana_url: Annotated[str, AfterValidator(_check_url)] | None = None
 
 
 class NetmonConfig(StrictModel):
@@ -357,6 +374,7 @@ class NetmonConfig(StrictModel):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     server: ServerOptions = Field(default_factory=ServerOptions)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    dashboards: DashboardsOptions = Field(default_factory=DashboardsOptions)
 
 
 # --- errors ---------------------------------------------------------------------------

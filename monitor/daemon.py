@@ -278,7 +278,8 @@ class Monitor:
 
         self.alerts = AlertService(
             self._alert_settings(cfg), base_dir=self.config_path.resolve().parent,
-            schedules=cfg.schedules,
+            schedules=cfg.schedules, external_url=cfg.server.external_url or "",
+            grafana_url=cfg.dashboards.grafana_url or "",
         )  # fmt: skip
         self.alerts.set_targets(_target_infos(targets))
         self.store.subscribe(self._on_result)
@@ -497,7 +498,8 @@ def _target_infos(targets: list[InventoryTarget]) -> list[TargetInfo]:
 
     return [
         TargetInfo(
-            t.name, {"group": t.group, "role": t.role, **t.labels}, t.parent, t.expected_online
+            t.name, {"group": t.group, "role": t.role, **t.labels}, t.parent, t.expected_online,
+            t.address,
         )
         for t in targets
     ]

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +25,7 @@ from alerts.model import Alert, AlertState, Notification, Severity
 from alerts.notify.alertmanager import post_alerts
 from alerts.notify.apprise import AppriseSender
 from alerts.notify.dispatcher import Dispatcher
-from alerts.notify.email import DeliveryError, EmailRenderer, build_message, send_email
+from alerts.notify.email import DeliveryError, EmailRenderer, Links, build_message, send_email
 from alerts.notify.outbox import Outbox, OutboxRow
 from alerts.notify.settings import NotifySettings, check_references
 from alerts.notify.webhook import send_webhook, shown_url
@@ -47,7 +47,8 @@ class Notifier:
 
     def __init__(self, conn: sqlite3.Connection | StateStore, settings: NotifySettings, *,
                  base_dir: Path, clock: Callable[[], float] = time.time, external_url: str = "",
-                 poll_interval: float = 1.0) -> None:
+                 poll_interval: float = 1.0, links: Links | None = None,
+                 annotate: Callable[[Alert], Mapping[str, str]] | None = None) -> None:
         self.settings = settings
         self.base_dir = base_dir
         self.clock = clock
@@ -56,9 +57,9 @@ class Notifier:
         self.outbox = Outbox(conn)
         domain = settings.smtp.from_.rpartition("@")[2] if settings.smtp else "localhost"
         self.dispatcher = Dispatcher(self.outbox, settings, mail_domain=domain or "localhost",
-                                     external_url=external_url)
+                                     external_url=external_url, annotate=annotate)
         templates = base_dir / settings.templates if settings.templates else None
-        self.renderer = EmailRenderer(templates)
+        self.renderer = EmailRenderer(templates, links)
         self.apprise = AppriseSender(self.outbox.store)
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self._alerts: list[Alert] | None = None

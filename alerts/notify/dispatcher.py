@@ -4,20 +4,23 @@
 notifications that are due into the outbox, updating the notification log in the same
 transaction: a group's first notice waits ``group_wait``, changes wait ``group_interval``
 after the previous notice, an unchanged firing group is repeated every
-``repeat_interval``, and a resolved notice goes out only for alerts that were notified.
-Time comes only from ``now``, so tests drive it without sleeping.
+``repeat_interval`` unless every firing alert in it is acknowledged (:mod:`alerts.ack`),
+and a resolved notice goes out only for alerts that were notified. Time comes only from
+``now``, so tests drive it without sleeping.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.ack import Ack, current_acks
 from alerts.model import Alert, AlertState, Notification, Suppression
 from alerts.notify.outbox import GroupState, Outbox, OutboxRow
 from alerts.notify.settings import NotifySettings, RouteSettings
@@ -113,8 +116,12 @@ class Dispatcher:
     """Turns alert lists into outbox rows; all its memory is in the outbox tables."""
 
     def __init__(self, outbox: Outbox, settings: NotifySettings, *, mail_domain: str = "localhost",
-                 external_url: str = "", alertmanager_ttl_factor: float = 4.0) -> None:
+                 external_url: str = "", alertmanager_ttl_factor: float = 4.0,
+                 annotate: Callable[[Alert], Mapping[str, str]] | None = None) -> None:
         self.outbox = outbox
+        #: Extra annotations (address, what failed, advice) for each alert a notification
+        #: lists, looked up when it is queued, so the outbox keeps them over restarts.
+        self.annotate = annotate
         self.settings = settings
         self.root = Route.build(settings.route)
         self.mail_domain = mail_domain
@@ -126,10 +133,10 @@ class Dispatcher:
         All in one transaction; the dispatcher keeps no memory of its own, so if the
         state file fails mid-way, the store runs it again on its in-memory copy."""
 
-        def write(_conn: object) -> int:
+        def write(conn: sqlite3.Connection) -> int:
             added = self._flapping(alerts, now) if self.settings.receivers else 0
             if self.settings.receivers:
-                added += self._groups(alerts, now)
+                added += self._groups(alerts, now, current_acks(conn, alerts))
             return added + self._alertmanagers(alerts, now, busy or set())
 
         return self.outbox.store.write(write)
@@ -139,7 +146,7 @@ class Dispatcher:
         routes = self.root.find(alert.labels) if self.root.receiver else []
         return [(r, _group_key(r, alert.labels)) for r in routes]
 
-    def _groups(self, alerts: Sequence[Alert], now: float) -> int:
+    def _groups(self, alerts: Sequence[Alert], now: float, acks: Mapping[str, Ack]) -> int:
         members: dict[str, list[Alert]] = {}
         route_of: dict[str, Route] = {}
         for alert in alerts:
@@ -153,7 +160,7 @@ class Dispatcher:
             if found is None:  # the route is gone from the config: forget the group
                 self.outbox.delete_group(key)
                 continue
-            added += self._flush(found, key, members.get(key, []), states.get(key), now)
+            added += self._flush(found, key, members.get(key, []), states.get(key), now, acks)
         return added
 
     def _route_by_id(self, key: str) -> Route | None:
@@ -167,7 +174,7 @@ class Dispatcher:
         return None
 
     def _flush(self, route: Route, key: str, alerts: list[Alert], state: GroupState | None,
-               now: float) -> int:
+               now: float, acks: Mapping[str, Ack]) -> int:
         firing = {a.fingerprint: a for a in alerts if is_notifiable(a)}
         by_fp = {a.fingerprint: a for a in alerts}
         if state is None or state.last_sent_at is None:
@@ -190,7 +197,8 @@ class Dispatcher:
             if now < state.last_sent_at + route.group_interval:
                 return 0
             return self._send(route, state, firing, resolved, now)
-        if firing and now >= state.last_sent_at + route.repeat_interval:
+        unacknowledged = any(fp not in acks for fp in firing)
+        if unacknowledged and now >= state.last_sent_at + route.repeat_interval:
             return self._send(route, state, firing, {}, now)
         return 0
 
@@ -217,6 +225,7 @@ class Dispatcher:
         if not state.thread_id:
             state.thread_id = message_id
         added = 0
+        firing, resolved = [self._annotated(a) for a in firing], [self._annotated(a) for a in resolved]
         for integration in receiver.integrations():
             send_resolved = getattr(receiver, integration).send_resolved
             if kind == "resolved" and not send_resolved:
@@ -228,6 +237,11 @@ class Dispatcher:
             self.outbox.add(OutboxRow(n, integration, data))
             added += 1
         return added
+
+    def _annotated(self, alert: Alert) -> Alert:
+        if self.annotate is None:
+            return alert
+        return replace(alert, annotations={**alert.annotations, **self.annotate(alert)})
 
     def _flapping(self, alerts: Sequence[Alert], now: float) -> int:
         """One "flapping" notice per episode, sent at once to the alert's groups."""

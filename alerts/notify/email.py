@@ -4,6 +4,14 @@ rendered to a plain-text + HTML message, sent with aiosmtplib.
 The HTML template is autoescaped, so device-supplied text (sysDescr, printer alert
 descriptions) is inert. One message per group notification; Message-ID plus
 In-Reply-To/References pointing at the group's first message thread one incident.
+
+Each alert comes with what someone needs to act on it from a phone: the device, its role
+and place (site, building, room) and address, what failed in the probe's own words,
+what to check (:mod:`alerts.advice`), since when (or how long it lasted), a printer
+supply's description (often the part number) and level, and links: the device's status
+page, its Grafana dashboard and a signed acknowledge link (:class:`Links`). The
+annotations behind these are added when the notification is queued
+(:func:`alert_annotations`), so a message sent after a restart says the same.
 """
 
 from __future__ import annotations
@@ -16,12 +24,16 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiosmtplib
 import jinja2
 
-from alerts.model import Alert, Notification
+from alerts.ack import link_token
+from alerts.advice import advice
+from alerts.model import Alert, AlertState, Notification
 from alerts.notify.settings import EmailSettings, SmtpSettings
+from probes.result import ProbeResult, Status
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
 SUBJECT_MAX = 140
@@ -62,19 +74,120 @@ def location_words(group_labels: Mapping[str, str]) -> str:
     return ", ".join(v for v in reversed(list(group_labels.values())) if v)
 
 
-def _view(alert: Alert) -> dict[str, Any]:
+#: Grafana dashboards (uid, variables filled from the alert's labels) by target role; the
+#: uids and variable names are those of dashboards/boards.py (a test checks they match).
+GRAFANA_BOARDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "printer": ("netmon-printers", ("site", "building", "target")),
+    "switch": ("netmon-switches", ("site", "building", "role", "target")),
+    "lab": ("netmon-labs", ("site", "building", "role", "room")),
+}
+GRAFANA_DEFAULT = ("netmon-device", ("site", "role", "target"))
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where an email's links point: ``server.external_url`` (status page, acknowledge
+    link; no links without it), ``dashboards.grafana_url`` (optional) and the secret
+    that signs acknowledge links (none: no acknowledge link)."""
+
+    external_url: str = ""
+    grafana_url: str = ""
+    secret: bytes | None = None
+
+    def device(self, target: str) -> str:
+        return f"{self.external_url.rstrip('/')}/device/{quote(target, safe='')}" if self.external_url else ""
+
+    def grafana(self, labels: Mapping[str, str]) -> str:
+        if not self.grafana_url:
+            return ""
+        uid, variables = GRAFANA_BOARDS.get(labels.get("role", ""), GRAFANA_DEFAULT)
+        query = urlencode([(f"var-{v}", labels[v]) for v in variables if labels.get(v)])
+        return f"{self.grafana_url.rstrip('/')}/d/{uid}" + (f"?{query}" if query else "")
+
+    def ack(self, alert: Alert, now: float) -> str:
+        if not self.external_url or self.secret is None or alert.state is not AlertState.FIRING:
+            return ""
+        token = link_token(self.secret, alert.fingerprint, now)
+        return f"{self.external_url.rstrip('/')}/ack/{token}"
+
+
+def alert_annotations(alert: Alert, address: str,
+                      results: Mapping[str, ProbeResult]) -> dict[str, str]:
+    """What a notification adds to an alert's annotations, from the target's address and
+    latest results: ``address``; while it fires, ``failed`` (each failed probe's own
+    explanation) and ``advice``; for a printer supply, ``supply_description`` and
+    ``supply_level``."""
+    out = {"address": address} if address else {}
+    port = alert.labels.get("port")
+    failed = [(name, r) for name, r in results.items()
+              if not r.status.success and (port is None or name == f"tcp-{port}")]
+    if alert.state is not AlertState.RESOLVED:
+        if failed:
+            out["failed"] = "; ".join(f"{name}: {r.explanation}" for name, r in failed)
+        status: Status | None = failed[0][1].status if failed else None
+        if hint := advice(alert.rule, status):
+            out["advice"] = hint
+    index = alert.labels.get("index")
+    if index is not None and "supply" in alert.labels:
+        for r in results.values():
+            supply = next((s for s in r.records.get("supplies", []) if s.get("index") == index), None)
+            if supply is not None:
+                out["supply_description"] = str(supply.get("description") or alert.labels["supply"])
+                out["supply_level"] = str(supply.get("level_text") or "")
+                break
+    return out
+
+
+def in_words(seconds: float) -> str:
+    """``"40 seconds"``, ``"14 minutes"``, ``"3 hours 5 minutes"``, ``"2 days 4 hours"``:
+    spelled out, as a sentence in an email reads ("was down 14 minutes")."""
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    left = max(0, int(seconds))
+    parts = []
+    for name, size in units:
+        count, left = divmod(left, size)
+        if count or (not parts and size == 1):
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+        if parts and (len(parts) == 2 or size <= 60):
+            break
+    return " ".join(parts)
+
+
+def _place(labels: Mapping[str, str]) -> str:
+    """"room 204, main, North": most specific first."""
+    room = labels.get("room", "")
+    parts = [f"room {room}" if room else "", labels.get("building", ""), labels.get("site", "")]
+    return ", ".join(p for p in parts if p)
+
+
+def _view(alert: Alert, links: Links, now: float) -> dict[str, Any]:
+    notes = alert.annotations
+    since = alert.starts_at or alert.active_since
+    lasted = ""
+    if alert.state is AlertState.RESOLVED and since is not None and alert.ends_at is not None:
+        verb = "was down" if alert.rule == "device_down" else "lasted"
+        lasted = f"{verb} {in_words(alert.ends_at - since)}"
+    failed, description = notes.get("failed", ""), notes.get("description", "")
+    if description and description in failed:  # the probe's explanation: said once
+        description = ""
     return {
-        "summary": alert.annotations.get("summary") or short_summary(alert),
-        "description": alert.annotations.get("description", ""),
+        "summary": notes.get("summary") or short_summary(alert), "description": description,
         "severity": alert.severity, "target": alert.target, "labels": alert.labels,
-        "since": alert.starts_at or alert.active_since, "ends_at": alert.ends_at,
+        "role": alert.labels.get("role", ""), "place": _place(alert.labels),
+        "address": notes.get("address", ""), "failed": failed, "advice": notes.get("advice", ""),
+        "supply": notes.get("supply_description", ""), "level": notes.get("supply_level", ""),
+        "since": since, "ends_at": alert.ends_at, "lasted": lasted,
+        "duration": in_words(now - since) if since is not None and alert.ends_at is None else "",
+        "device_url": links.device(alert.target), "grafana_url": links.grafana(alert.labels),
+        "ack_url": links.ack(alert, now),
     }
 
 
 class EmailRenderer:
     """Renders notifications with the packaged templates, or a user's overrides."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, links: Links | None = None) -> None:
+        self.links = links or Links()
         loaders: list[jinja2.BaseLoader] = []
         if templates_dir is not None:
             loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
@@ -92,10 +205,13 @@ class EmailRenderer:
         firing = n.alerts if n.kind == "flapping" else n.firing
         listed = n.resolved if n.kind == "resolved" else firing
         short = [short_summary(a) for a in listed]
+        external_url = external_url or self.links.external_url
+        links = Links(external_url, self.links.grafana_url, self.links.secret)
         ctx = {
             "kind": n.kind, "receiver": n.receiver, "location": location_words(group_labels),
             "group_labels": dict(group_labels), "external_url": external_url,
-            "firing": [_view(a) for a in firing], "resolved": [_view(a) for a in n.resolved],
+            "firing": [_view(a, links, n.created_at) for a in firing],
+            "resolved": [_view(a, links, n.created_at) for a in n.resolved],
             "count": len(listed), "short": short[:SUBJECT_SUMMARIES],
             "more": len(short) > SUBJECT_SUMMARIES,
         }

@@ -1,4 +1,4 @@
-"""``netmon alerts list|test|export-rules`` and ``netmon silence add|list|expire``.
+"""``netmon alerts list|ack|unack|test|export-rules`` and ``netmon silence add|list|expire``.
 
 They work on the alert state file named by the config (``alerts.state_file``, relative
 to the config's directory), so they can run in a shell while the daemon runs: SQLite in
@@ -25,6 +25,9 @@ EXAMPLES = """\
 examples:
   netmon alerts list -c /etc/netmon/netmon.yml            # pending, firing, suppressed and why
   netmon alerts list -c /etc/netmon/netmon.yml --json
+  netmon alerts ack -c /etc/netmon/netmon.yml 3f2a9c --comment "new toner ordered"
+  netmon alerts ack -c /etc/netmon/netmon.yml --match target=library-mfp --comment "on my way"
+  netmon alerts unack -c /etc/netmon/netmon.yml 3f2a9c
   netmon alerts test -c /etc/netmon/netmon.yml            # a test message to every receiver
   netmon alerts export-rules -c /etc/netmon/netmon.yml -o /etc/prometheus/netmon-rules.yml
 
@@ -61,6 +64,21 @@ def add_commands(commands: Any) -> None:
     config_option(listing)
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.set_defaults(handler=alerts_list)
+    for name, verb in (("ack", "acknowledge"), ("unack", "take back the acknowledgement of")):
+        cmd = actions.add_parser(
+            name, help=f"{verb} active alerts (by id or labels)" + (
+                ": no repeat notifications until they resolve" if name == "ack" else ""),
+            epilog=EXAMPLES, formatter_class=fmt,
+        )  # fmt: skip
+        config_option(cmd)
+        cmd.add_argument("ids", nargs="*", metavar="ID",
+                         help="alert ids (the fingerprint `alerts list --json` shows, or a unique prefix)")  # fmt: skip
+        cmd.add_argument("--match", "-m", action="append", default=[], metavar="MATCHER",
+                         help="label=value, label!=value, label=~regex or label!~regex; repeat: all must match")  # fmt: skip
+        if name == "ack":
+            cmd.add_argument("--author", "-a", default=None, help="who (default: your login name)")
+            cmd.add_argument("--comment", default="", help="what you are doing about it")
+        cmd.set_defaults(handler=alerts_ack if name == "ack" else alerts_unack)
     test = actions.add_parser("test", help="send a test notification to every receiver and integration")
     config_option(test)
     test.set_defaults(handler=alerts_test)
@@ -168,11 +186,13 @@ def alerts_list(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
         return EXIT_OK
     conn = open_db(path)
     try:
-        alerts = read_alerts(conn)
+        alerts = _with_acks(conn, read_alerts(conn))
     finally:
         conn.close()
     if opts.json:
-        print(json.dumps([a.to_json() for a in alerts], indent=2))
+        from alerts.ack import alert_json
+
+        print(json.dumps([alert_json(a) for a in alerts], indent=2))
         return EXIT_OK
     if not alerts:
         print("No alerts.")
@@ -190,7 +210,7 @@ def _print_alerts(alerts: Sequence[Any], now: float) -> None:
 
     style = {"firing": "bold red", "pending": "yellow", "resolved": "green"}
     table = Table(title=f"{len(alerts)} alerts", title_justify="left")
-    for column in ("state", "severity", "target", "alert", "for", "summary", "suppressed"):
+    for column in ("id", "state", "severity", "target", "alert", "for", "summary", "suppressed", "acknowledged"):
         table.add_column(column, overflow="fold")
     for a in alerts:
         since = a.ends_at if a.state.value == "resolved" else a.active_since
@@ -198,10 +218,100 @@ def _print_alerts(alerts: Sequence[Any], now: float) -> None:
         why = Text(f"{a.suppressed.value}: ", style="bold") if a.suppressed.value else Text("")
         why.append(device_text(a.suppressed_reason))
         table.add_row(
-            state, a.severity, device_text(a.target), a.rule,
+            a.fingerprint[:8], state, a.severity, device_text(a.target), a.rule,
             human_duration(now - since) if since else "", device_text(a.annotations.get("summary", "")), why,
+            _ack_text(a, now),
         )  # fmt: skip
     Console(highlight=False, width=max(Console().width, 140)).print(table)
+
+
+def _with_acks(conn: Any, alerts: list[Any]) -> list[Any]:
+    from alerts.ack import current_acks, with_acks
+
+    return with_acks(alerts, current_acks(conn, alerts))
+
+
+def _ack_text(alert: Any, now: float) -> Any:
+    from rich.text import Text
+
+    from alerts.ack import ack_of
+    from monitor.cli.output import human_duration
+
+    found = ack_of(alert)
+    if found is None:
+        return ""
+    text = f"{found.author}, {human_duration(now - found.acked_at)} ago"
+    return Text(text + (f": {found.comment}" if found.comment else ""))
+
+
+def _chosen(opts: argparse.Namespace, alerts: list[Any], command: str) -> list[Any] | None:
+    """The alerts ``ids`` and ``--match`` pick (all of them must hold); None after
+    printing why when nothing usable was given or found."""
+    from alerts.silences import Matcher
+
+    if not opts.ids and not opts.match:
+        print(f"netmon alerts {command}: name alerts by id or with --match (see `netmon alerts list`)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    try:
+        matchers = [Matcher.parse(m) for m in opts.match]
+    except ValueError as exc:
+        print(f"netmon alerts {command}: {exc}", file=sys.stderr)
+        return None
+    chosen = [a for a in alerts if a.is_active and all(m.matches(a.labels) for m in matchers)]
+    for prefix in opts.ids:
+        hits = [a for a in alerts if a.is_active and a.fingerprint.startswith(prefix)]
+        if len(hits) != 1:
+            why = "no active alert" if not hits else f"{len(hits)} active alerts"
+            print(f"netmon alerts {command}: {why} with id {prefix!r}", file=sys.stderr)
+            return None
+    if opts.ids:
+        chosen = [a for a in chosen if any(a.fingerprint.startswith(p) for p in opts.ids)]
+    if not chosen:
+        print(f"netmon alerts {command}: no active alert matches", file=sys.stderr)
+        return None
+    return chosen
+
+
+@_with_config
+def alerts_ack(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
+    from alerts.ack import acknowledge
+    from alerts.db import open_db
+    from alerts.engine import read_alerts
+
+    conn = open_db(state_file(section, base_dir))
+    try:
+        chosen = _chosen(opts, read_alerts(conn), "ack")
+        if chosen is None:
+            return EXIT_PROBLEM
+        done = acknowledge(conn, chosen, author=opts.author or getpass.getuser(),
+                           comment=opts.comment, via="cli", now=time.time())
+    finally:
+        conn.close()
+    for a in chosen:
+        note = "acknowledged" if a in done else "already acknowledged"
+        print(f"{a.fingerprint[:8]} {note}: {a.annotations.get('summary') or a.rule}")
+    return EXIT_OK
+
+
+@_with_config
+def alerts_unack(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
+    from alerts.ack import unacknowledge
+    from alerts.db import open_db
+    from alerts.engine import read_alerts
+
+    conn = open_db(state_file(section, base_dir))
+    try:
+        chosen = _chosen(opts, read_alerts(conn), "unack")
+        if chosen is None:
+            return EXIT_PROBLEM
+        done = unacknowledge(conn, chosen)
+    finally:
+        conn.close()
+    for a in chosen:
+        note = "no longer acknowledged" if a in done else "was not acknowledged"
+        print(f"{a.fingerprint[:8]} {note}: {a.annotations.get('summary') or a.rule}")
+    return EXIT_OK
 
 
 @_with_secrets

@@ -107,7 +107,7 @@ def test_alerts_list_shows_states_and_reasons(config: Path, engine: AlertEngine)
     assert "3 alerts" in table.stdout
     assert "unreachable because parent sw-closet is down" in table.stdout
     assert "[bold]black[/]" in table.stdout  # device text printed literally, not as markup
-    lines = {line.split("│")[3].strip(): line for line in table.stdout.splitlines() if line.count("│") > 4}
+    lines = {line.split("│")[4].strip(): line for line in table.stdout.splitlines() if line.count("│") > 4}
     assert "firing" in lines["sw-closet"] and "pending" in lines["mfp"]
 
 

@@ -19,7 +19,7 @@ def test_subject_counts_location_and_summaries() -> None:
     r = EmailRenderer().render(n, WHERE)
     assert r.subject == ("[FIRING] 4 problems in Main building, North: sw-closet-b2 is down, "
                          "library-mfp is down, pc-1 is down, …")
-    assert "sw-closet-b2 is down: no reply to 3 pings" in r.text and "since" in r.text
+    assert "sw-closet-b2 is down: no reply to 3 pings" in r.text and "Since:" in r.text
 
 
 def test_subject_is_truncated_and_single_line() -> None:
