@@ -30,14 +30,14 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import apprise
 import jinja2
 
 from alerts.db import StateStore
 from alerts.model import Alert, AlertState, Notification, Severity
-from alerts.notify.email import DeliveryError, location_words
+from alerts.notify.email import DeliveryError, Links, in_words, location_words
 from alerts.notify.settings import AppriseSettings
 
 # Their debug lines hold URL parts (apprise: topics, users; urllib3, which only apprise's
@@ -87,27 +87,11 @@ class ChatMessage:
     notify_type: apprise.NotifyType
 
 
-def _lasted(seconds: float) -> str:
-    """"14 min", "2 h 5 min", "3 d 4 h": how long a resolved alert was firing."""
-    minutes = max(1, round(seconds / 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
-def _device_link(external_url: str, target: str) -> str:
-    return f"{external_url.rstrip('/')}/device/{quote(target, safe='')}"
-
-
 def _view(alert: Alert, kind: str, external_url: str) -> dict[str, Any]:
     resolved = alert.state is AlertState.RESOLVED
     since = alert.starts_at if alert.starts_at is not None else alert.active_since
     ended = alert.ends_at
-    lasted = _lasted(ended - since) if resolved and ended is not None and since is not None else ""
+    lasted = in_words(ended - since) if resolved and ended is not None and since is not None else ""
     return {
         "state": "RESOLVED" if resolved else "FLAPPING" if kind == "flapping" else "FIRING",
         "severity": alert.severity, "target": alert.target, "rule": alert.rule,
@@ -116,7 +100,7 @@ def _view(alert: Alert, kind: str, external_url: str) -> dict[str, Any]:
         "room": alert.labels.get("room", ""), "building": alert.labels.get("building", ""),
         "site": alert.labels.get("site", ""), "labels": alert.labels,
         "since": since, "ends_at": alert.ends_at, "lasted": lasted,
-        "url": _device_link(external_url, alert.target) if external_url else "",
+        "url": Links(external_url).device(alert.target),
     }
 
 
@@ -151,7 +135,7 @@ class ChatRenderer:
         targets = list(dict.fromkeys(a.target for a in listed))
         links: list[str] = []
         if external_url:
-            links = ([_device_link(external_url, t) for t in targets] if len(targets) <= MAX_LINKS
+            links = ([Links(external_url).device(t) for t in targets] if len(targets) <= MAX_LINKS
                      else [external_url])  # fmt: skip
         ctx = {
             "kind": n.kind, "receiver": n.receiver, "location": location_words(group_labels),

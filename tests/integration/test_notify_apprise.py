@@ -107,7 +107,7 @@ async def test_ntfy_and_json_get_routed_grouped_messages(chat: ChatServer, tmp_p
     await n.stop()
     assert len(chat.ntfy) == 2 and len(chat.json) == 1
     assert chat.ntfy[1]["title"] == "netmon · Main building, North: 2 resolved"
-    assert "[RESOLVED] sw-a is down: no reply to 3 pings, lasted 1 h" in chat.ntfy[1]["message"]
+    assert "[RESOLVED] sw-a is down: no reply to 3 pings, lasted 1 hour" in chat.ntfy[1]["message"]
 
 
 class RootLog(logging.Handler):

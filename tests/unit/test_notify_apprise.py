@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerts.model import AlertState, Notification
-from alerts.notify.apprise import ChatRenderer, _lasted, mask_url_parts
+from alerts.notify.apprise import ChatRenderer, mask_url_parts
 from alerts.notify.email import DeliveryError
 from alerts.notify.settings import AppriseSettings
 from monitor.config import ConfigFileError, load_config
@@ -36,7 +36,7 @@ def test_default_text_one_line_per_alert_with_room_duration_and_links() -> None:
     assert msg.title == "netmon · Main, North: 1 firing, 1 resolved"
     assert msg.body.splitlines() == [
         "[FIRING] staffroom-printer: Black Toner Cartridge is empty (staffroom)",
-        "[RESOLVED] sw-a is down: no reply to 3 pings, lasted 14 min",
+        "[RESOLVED] sw-a is down: no reply to 3 pings, lasted 14 minutes",
         "http://nm:10190/device/staffroom-printer", "http://nm:10190/device/sw-a"]
     assert msg.notify_type == apprise.NotifyType.FAILURE  # a critical one fires
     assert render("resolved", [gone]).notify_type == apprise.NotifyType.SUCCESS
@@ -81,13 +81,6 @@ def test_mask_url_parts_keeps_hosts_hides_tokens() -> None:
     url = "json://netmon:hook-pw@chat.school.example:8080/hook/tok-123"
     assert mask_url_parts("POST chat.school.example/hook/tok-123 as netmon:hook-pw", url) == \
         "POST chat.school.example/****/**** as ****:****"  # any segment could be a token
-
-
-@pytest.mark.parametrize("seconds, words", [
-    (30, "1 min"), (840, "14 min"), (3600, "1 h"), (7500, "2 h 5 min"), (86400 * 3, "3 d"),
-    (86400 * 3 + 4 * 3600 + 120, "3 d 4 h")])
-def test_lasted(seconds: float, words: str) -> None:
-    assert _lasted(seconds) == words
 
 
 def test_config_urls_from_env_and_file_unread_with_no_secrets(tmp_path: Path) -> None:
