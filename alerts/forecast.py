@@ -64,15 +64,20 @@ class Forecast:
     since: float | None = None
     #: When the last refill was detected, if any.
     refilled_at: float | None = None
+    #: A waste container (``days_left``: until full).
+    rising: bool = False
 
     def words(self) -> str:
-        """``"about 12 days (high confidence)"``, ``"not falling"``, ``"too little data"``."""
+        """``"about 12 days left (high confidence)"``, ``"not falling"`` (a waste
+        container: ``"not filling"``), ``"too little data"``."""
         if self.trend != "falling" or self.days_left is None:
-            return self.trend
-        if self.days_left < 1:
-            when = "now" if self.days_left <= 0 else "within a day"
+            return "not filling" if self.rising and self.trend == "not falling" else self.trend
+        if self.days_left <= 0:
+            when = "full now" if self.rising else "empty now"
+        elif self.days_left < 1:
+            when = "less than a day left"
         else:
-            when = f"about {self.days_left:.0f} days"
+            when = f"about {self.days_left:.0f} days left"
         return f"{when} ({self.confidence} confidence)"
 
 
@@ -136,7 +141,7 @@ def forecast(points: Sequence[tuple[float, float]], now: float, *,
     until full."""
     clean = sorted((t, 1.0 - v if rising else v) for t, v in points if not math.isnan(v))
     if not clean:
-        return Forecast(None, "too little data")
+        return Forecast(None, "too little data", rising=rising)
     level = clean[-1][1]
     shown = 1.0 - level if rising else level
     start = last_refill(clean)
@@ -146,14 +151,15 @@ def forecast(points: Sequence[tuple[float, float]], now: float, *,
     span = stretch[-1][0] - since
     buckets = _buckets(stretch) if len(stretch) > 1 else stretch
     if span < MIN_SPAN or len(buckets) < MIN_BUCKETS:
-        return Forecast(shown, "too little data", since=since, refilled_at=refilled_at)
+        return Forecast(shown, "too little data", since=since, refilled_at=refilled_at,
+                        rising=rising)
     slope, intercept = theil_sen(buckets)
     per_day = slope * DAY
     drop = -slope * span
     sign = -1.0 if rising else 1.0
     if drop < FLAT_DROP:
         return Forecast(shown, "not falling", per_day=sign * per_day, since=since,
-                        refilled_at=refilled_at)
+                        refilled_at=refilled_at, rising=rising)
     spread = statistics.median(abs(v - (intercept + slope * t)) for t, v in buckets)
     # Counted from the latest reading, or from the line if that reading is an outlier.
     last_t = clean[-1][0]
@@ -162,4 +168,4 @@ def forecast(points: Sequence[tuple[float, float]], now: float, *,
     left = max(0.0, base) / -per_day - (now - last_t) / DAY
     return Forecast(shown, "falling", days_left=max(0.0, left), per_day=sign * per_day,
                     confidence=_confidence(span, len(buckets), spread, drop), since=since,
-                    refilled_at=refilled_at)
+                    refilled_at=refilled_at, rising=rising)

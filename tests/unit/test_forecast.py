@@ -35,7 +35,7 @@ def test_steady_use_gives_days_left_with_high_confidence() -> None:
     assert f.days_left == pytest.approx(20, abs=0.5)
     assert f.per_day == pytest.approx(-0.02, abs=0.001)
     assert f.level == pytest.approx(0.40) and f.refilled_at is None
-    assert f.words() == "about 20 days (high confidence)"
+    assert f.words() == "about 20 days left (high confidence)"
 
 
 def test_refill_cuts_the_history() -> None:
@@ -116,7 +116,7 @@ def test_gaps_and_stale_readings_count_from_the_last_reading() -> None:
     f = forecast(history(30, lambda ago: 0.20 + 0.01 * ago, end=NOW - 3 * DAY), NOW)
     assert f.days_left == pytest.approx(17, abs=0.5)
     empty = forecast(history(30, lambda ago: 0.01 + 0.01 * ago, end=NOW - 3 * DAY), NOW)
-    assert empty.days_left == 0 and empty.words() == "now (high confidence)"
+    assert empty.days_left == 0 and empty.words() == "empty now (high confidence)"
 
 
 def test_waste_container_fills_up() -> None:
@@ -127,6 +127,8 @@ def test_waste_container_fills_up() -> None:
     assert f.per_day == pytest.approx(0.01, abs=0.001)
     assert f.days_left == pytest.approx(20, abs=1)
     assert f.refilled_at == pytest.approx(NOW - 25 * DAY, abs=2 * HOUR)
+    assert f.words() == "about 20 days left (high confidence)"
+    assert forecast(history(20, lambda ago: 0.5), NOW, rising=True).words() == "not filling"
 
 
 def test_theil_sen_ignores_a_minority_of_outliers() -> None:
