@@ -35,11 +35,23 @@ from typing import Any, Protocol
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from alerts.model import Alert, AlertState, Suppression
 from monitor.config import InventoryTarget
+from monitor.store.history import Series
 from monitor.store.results import ResultStore, StoredResult
-from monitor.web.units import ago, human_age, human_size, human_speed, per_minute, rate
+from monitor.web import charts
+from monitor.web.units import (
+    ago,
+    human_age,
+    human_size,
+    human_speed,
+    latency,
+    per_minute,
+    percent,
+    rate,
+)  # fmt: skip
 from probes.result import Record, Status
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -215,6 +227,10 @@ class DeviceView:
     ports: Ports | None = None
     interfaces: list[PortView] = field(default_factory=list)
     alerts: list[AlertView] = field(default_factory=list)
+    #: Trend charts (finished HTML from :mod:`monitor.web.charts`), and what to say
+    #: when there are none: "history is off", "no history yet".
+    charts: list[Markup] = field(default_factory=list)
+    history_note: str = ""
 
     @property
     def room(self) -> str:
@@ -617,6 +633,115 @@ def _is_toner(supply: Record) -> bool:
     return supply.get("class") != "receptacle" and ("toner" in words or "ink" in words)
 
 
+# --- history: trend charts and rates ---------------------------------------------------
+
+DAY = 86400.0
+#: Interface rate series in :class:`Traffic` field order.
+RATE_METRICS = (
+    "netmon_interface_receive_bytes_total", "netmon_interface_transmit_bytes_total",
+    "netmon_interface_receive_errors_total", "netmon_interface_transmit_errors_total",
+)  # fmt: skip
+HISTORY_OFF = "History is off (history: enabled: false in the config), so there are no trends."
+NO_HISTORY = "No history yet: trends appear after netmon has recorded this device for a while."
+#: Points a chart draws at most before a coarser rollup is used (the SVG stays small).
+CHART_POINTS = 1500
+
+
+class HistorySource(Protocol):
+    """The part of :class:`monitor.store.history.HistoryStore` the page reads."""
+
+    def series(
+        self, target: str, metric: str, *, probe: str | None = None,
+        labels: Mapping[str, str] | None = None, since: float, until: float | None = None,
+        step: int | None = None,
+    ) -> list[Series]: ...  # fmt: skip
+
+
+def history_of(backend: object) -> HistorySource | None:
+    """The running monitor's history store, or None when history is off."""
+    history: HistorySource | None = getattr(backend, "history", None)
+    return history
+
+
+def trend_series(
+    history: HistorySource, target: str, metric: str, since: float, now: float, **match: Any
+) -> list[Series]:
+    """A target's series over ``since``..``now`` at the finest kept resolution that
+    draws at most :data:`CHART_POINTS` points (raw for a day of minutes, hourly for a
+    month), falling back to finer ones while the coarse one is still nearly empty."""
+    found: list[Series] = []
+    for step in (0, 300, 3600):
+        if step == 0 and since < now - 2 * DAY:
+            continue  # raw points are kept 48 h
+        found = history.series(target, metric, since=since, until=now, step=step, **match)
+        if found and max(len(s.points) for s in found) <= CHART_POINTS:
+            break
+    return [s for s in found if s.points]
+
+
+def history_rates(
+    history: HistorySource, target: str, now: float, within: float
+) -> dict[str, Traffic]:
+    """Each interface's latest stored rates (by ifindex), if not older than ``within``."""
+    latest: dict[str, list[float | None]] = {}
+    for n, metric in enumerate(RATE_METRICS):
+        for series in history.series(target, metric, since=now - within, until=now + 1, step=0):
+            if series.points:
+                index = series.labels.get("ifindex", "")
+                latest.setdefault(index, [None] * len(RATE_METRICS))[n] = series.points[-1].value
+    return {index: Traffic(*values) for index, values in latest.items()}
+
+
+def device_charts(view: DeviceView, history: HistorySource, now: float) -> list[Markup]:
+    """The device page's trends: latency and loss over 24 h, toner over 30 days, the
+    uplink's traffic over 24 h, each only when the history has points for it."""
+    name, day = view.name, now - DAY
+    out: list[Markup] = []
+    rtt = trend_series(history, name, "netmon_icmp_rtt_seconds", day, now, probe="icmp")
+    if rtt:
+        lines = [charts.Line("latency", rtt[0].points)]
+        out.append(charts.line_chart("latency", "Latency (ping round trip), last 24 h", lines,
+                                     since=day, until=now, unit=latency))  # fmt: skip
+    loss = trend_series(history, name, "netmon_icmp_packet_loss_ratio", day, now, probe="icmp")
+    if loss:
+        lines = [charts.Line("loss", loss[0].points)]
+        out.append(charts.line_chart("loss", "Packet loss, last 24 h", lines, since=day,
+                                     until=now, unit=percent, high=1.0))  # fmt: skip
+    month = now - 30 * DAY
+    # Toners and inks (by the printer's own words); every supply when they are unknown.
+    supplies = {str(s.get("index")): s for s in view.supplies}
+    toner = [
+        s
+        for s in trend_series(history, name, "netmon_printer_supply_level_ratio", month, now)
+        if (record := supplies.get(s.labels.get("supply", ""))) is None or _is_toner(record)
+    ]
+    if toner:
+        lines = [charts.Line(s.labels.get("description") or s.labels.get("supply", "?"), s.points)
+                 for s in toner]  # fmt: skip
+        out.append(charts.line_chart("toner", "Toner level, last 30 days", lines, since=month,
+                                     until=now, unit=percent, high=1.0))  # fmt: skip
+    port = uplink(view)
+    if port is not None:
+        match = {"labels": {"ifindex": port.index}}
+        rx = trend_series(history, name, RATE_METRICS[0], day, now, **match)
+        tx = trend_series(history, name, RATE_METRICS[1], day, now, **match)
+        lines = [charts.Line(word, s[0].points) for word, s in (("in", rx), ("out", tx)) if s]
+        if lines:
+            title = f"Traffic on {port.name}{f' ({port.alias})' if port.alias else ''}, last 24 h"
+            out.append(charts.line_chart("traffic", title, lines, since=day, until=now, unit=rate))
+    return out
+
+
+def add_history(view: DeviceView, history: HistorySource | None, now: float) -> None:
+    """Charts (or the note saying why there are none) for the device page."""
+    if history is None:
+        view.history_note = HISTORY_OFF
+        return
+    view.charts = device_charts(view, history, now)
+    if not view.charts:
+        view.history_note = NO_HISTORY
+
+
 # --- rendering and routes -------------------------------------------------------------
 
 
@@ -726,10 +851,19 @@ async def _device(request: web.Request) -> web.Response:
         page = env.get_template("missing.html").render(name=name, generated_at=time.time())
         return _html(page, status=404)
     now = time.time()
-    # Parents need the whole inventory's states; cheap next to rendering.
-    views = build_views(targets, backend.store, alerts_of(backend), now)
-    view = views[name]
+    alerts, history = alerts_of(backend), history_of(backend)
     rates = request.app[STATUS_RATES]
-    rates.forget(views)
-    with_traffic(view, rates.rates(name))
-    return _html(render_device(env, view, now))
+
+    def render() -> str:
+        # Parents need the whole inventory's states; cheap next to rendering.
+        views = build_views(targets, backend.store, alerts, now)
+        view = views[name]
+        rates.forget(views)
+        interval = max((t.interval for t in targets if t.name == name), default=60.0)
+        stored = history_rates(history, name, now, 3 * interval) if history else {}
+        with_traffic(view, stored or rates.rates(name))
+        add_history(view, history, now)
+        return render_device(env, view, now)
+
+    # History reads (SQLite) and rendering off the event loop.
+    return _html(await asyncio.to_thread(render))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from monitor.cli.output import human_speed, milliseconds, significant
+from monitor.cli.output import human_speed, milliseconds, percent, significant
 
-__all__ = ["ago", "human_age", "human_size", "human_speed", "latency", "per_minute", "rate"]
+__all__ = [
+    "ago", "human_age", "human_size", "human_speed", "latency", "per_minute", "percent", "rate"
+]  # fmt: skip
 
 
 def _finite(value: Any) -> float | None:

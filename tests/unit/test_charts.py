@@ -4,15 +4,23 @@ the chart's own scale, gaps break lines, every text is escaped, a table says it 
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from monitor.web import charts, units
+from monitor.config import InventoryTarget
+from monitor.store.history import HistorySettings, HistoryStore
+from monitor.store.results import ResultStore
+from monitor.web import charts, status, units
 from monitor.web.charts import Line, Scale
+from probes.result import ProbeResult, Sample, Status
 
 NOW = 1_800_000_000.0
+#: An hour boundary (the history's rollups start on one).
+T0 = 1_700_000_000.0 - 1_700_000_000 % 3600
 DAY = 86400.0
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -137,3 +145,129 @@ def test_availability_bar() -> None:
 )  # fmt: skip
 def test_percent_keeps_the_digits_that_differ(ratio: float, expected: str) -> None:
     assert charts.percent(ratio) == expected
+
+
+# --- the device page's charts from a real history store --------------------------------
+
+
+def icmp(t: float, rtt: float, loss: float) -> ProbeResult:
+    samples = [Sample.of("netmon_icmp_rtt_seconds", rtt, stat="avg"),
+               Sample.of("netmon_icmp_rtt_seconds", rtt / 2, stat="min"),
+               Sample.of("netmon_icmp_packet_loss_ratio", loss)]  # fmt: skip
+    return ProbeResult(Status.OK, "3 of 3", samples=samples, probe="icmp", target="mfp",
+                       started_at=t, duration_seconds=0.0)  # fmt: skip
+
+
+HOSTILE = "<script>document.title='XSS'</script>Black"
+
+
+def snmp(t: float, level: float, octets: int) -> ProbeResult:
+    supply = {"index": "1.1", "supply": HOSTILE, "type": "toner", "color": "black",
+              "class": "consumable"}  # fmt: skip
+    port = {"if_index": "2", "if_name": "eth0", "if_alias": "<img src=x onerror=alert(1)>",
+            "if_descr": "eth0"}  # fmt: skip
+    samples = [Sample.of("netmon_printer_supply_level_ratio", level, **supply),
+               Sample.of("netmon_interface_receive_bytes_total", octets, **port),
+               Sample.of("netmon_interface_transmit_bytes_total", octets // 4, **port)]  # fmt: skip
+    records = {
+        "supplies": [{"index": "1.1", "description": HOSTILE, "type": "toner", "color": "black",
+                      "class": "consumable", "ratio": level, "state": "ok",
+                      "level_text": f"{level:.0%}"}],
+        "interfaces": [{"index": "2", "name": "eth0", "alias": port["if_alias"], "descr": "eth0",
+                        "type": "ethernetCsmacd", "admin": "up", "oper": "up",
+                        "speed_bps": 100_000_000, "in_octets": octets, "out_octets": octets // 4,
+                        "in_errors": 0, "out_errors": 0}],
+    }  # fmt: skip
+    return ProbeResult(Status.OK, "walked", samples=samples, records=records, probe="snmp",
+                       target="mfp", started_at=t, duration_seconds=0.0)  # fmt: skip
+
+
+def figure_of(page: str, ident: str) -> ET.Element:
+    match = re.search(rf'<figure class="chart" id="{ident}">.*?</figure>', page, re.DOTALL)
+    assert match is not None, f"no {ident} on the page"
+    return parse(match.group(0))
+
+
+def test_device_page_charts_draw_the_stored_points(tmp_path: Path) -> None:
+    now = [T0]
+    history = HistoryStore(tmp_path / "history.db", HistorySettings(), clock=lambda: now[0])
+    history.start(background=False)
+    results = ResultStore()
+    results.subscribe(history.record)
+    target = InventoryTarget(
+        name="mfp", address="127.0.0.1", port=None, group="printers", role="printer",
+        labels={}, modules=(), probes=("icmp", "snmp"), credentials=None,
+        credentials_name=None, interval=60.0, parent=None, tcp_ports=(),
+    )  # fmt: skip
+    try:
+        for i in range(180):  # three hours, one run a minute; the toner slowly empties
+            t = T0 + 60 * i
+            now[0] = t
+            results.put(icmp(t, 0.0002 + 0.0001 * (i % 7), 0.0 if i % 20 else 1 / 3), {}, 60.0)
+            if i % 5 == 0:
+                results.put(snmp(t, 0.8 - i / 1000, 1000 * i * i), {}, 300.0)
+            history.flush()
+        views = status.build_views([target], results, None, now[0])
+        view = views["mfp"]
+        status.with_traffic(view, status.history_rates(history, "mfp", now[0], 600))
+        status.add_history(view, history, now[0])
+        page = status.render_device(status.environment(), view, now[0])
+    finally:
+        history.close()
+    assert view.history_note == ""
+    assert "<script" not in page and "<img" not in page
+    # Three hours fit raw (48 h kept); a month of toner comes from the 5-minute rollups.
+    checks = [("chart-latency", "netmon_icmp_rtt_seconds", {}, 0),
+              ("chart-loss", "netmon_icmp_packet_loss_ratio", {}, 0),
+              ("chart-toner", "netmon_printer_supply_level_ratio", {}, 300),
+              ("chart-traffic", "netmon_interface_receive_bytes_total", {"ifindex": "2"}, 0)]  # fmt: skip
+    reopened = HistoryStore.open_readonly(tmp_path / "history.db")
+    try:
+        for ident, metric, labels, step in checks:
+            figure = figure_of(page, ident)
+            scale, lines = drawn(figure)
+            since = scale.since
+            stored = reopened.series(
+                "mfp", metric, labels=labels, since=since, until=scale.until, step=step
+            )
+            assert len(stored) == 1 and len(stored[0].points) > 2, ident
+            expected = [(scale.x(p.t), scale.y(p.value)) for p in stored[0].points]
+            assert [xy for run in lines[0] for xy in run] == expected, ident
+    finally:
+        reopened.close()
+    # The traffic rates are the counters' deltas: (1000 (i+5)^2 - 1000 i^2) / 300 s.
+    traffic = figure_of(page, "chart-traffic")
+    title = traffic.find(f".//{SVG}title")
+    assert (
+        title is not None
+        and title.text == "Traffic on eth0 (<img src=x onerror=alert(1)>), last 24 h"
+    )
+    toner = figure_of(page, "chart-toner")
+    desc = toner.find(f".//{SVG}desc")
+    assert (
+        desc is not None
+        and desc.text is not None
+        # The last complete 5-minute bucket holds the reading 0.8 - 170/1000.
+        and desc.text.startswith("Toner level, last 30 days. latest 63%, average 72%, highest 80%")
+    )
+    assert [th.text for th in toner.findall(".//thead/tr/th")] == ["from", HOSTILE]
+    port = view.interfaces[0]
+    assert port.traffic is not None and port.traffic.rx == pytest.approx(
+        1000 * (175**2 - 170**2) / 300
+    )
+
+
+def test_history_off_and_no_history_yet(tmp_path: Path) -> None:
+    view = status.DeviceView(name="x", address="127.0.0.1", role="printer", group="g",
+                             labels={}, parent=None, state=status.State.UP, reason="")  # fmt: skip
+    status.add_history(view, None, T0)
+    page = status.render_device(status.environment(), view, T0)
+    assert view.charts == [] and "History is off" in page
+    history = HistoryStore(tmp_path / "h.db", HistorySettings(), clock=lambda: T0)
+    history.start(background=False)
+    try:
+        view.history_note = ""
+        status.add_history(view, history, T0)
+    finally:
+        history.close()
+    assert "No history yet" in status.render_device(status.environment(), view, T0)
