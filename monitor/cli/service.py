@@ -28,7 +28,8 @@ from probes.target import parse_host_port
 SERVICE_COMMANDS = ("check-config", "inventory", "run")
 #: Modules that add commands: each has ``add_commands(subparsers)`` and gives every parser
 #: it adds ``set_defaults(handler=fn)``, ``fn(opts) -> exit code``.
-PLUGIN_COMMANDS = ("monitor.cli.alerts", "monitor.cli.dashboards", "monitor.cli.discover")
+PLUGIN_COMMANDS = ("monitor.cli.alerts", "monitor.cli.dashboards", "monitor.cli.discover",
+                   "monitor.cli.report")
 INVENTORY_ACTIONS = ("list", "import", "export-sd")
 #: Shown for `netmon run --listen` only if monitor.web.server (which owns the real default) is missing.
 PLACEHOLDER_PORT = 10190

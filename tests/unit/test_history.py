@@ -31,10 +31,12 @@ T0 = 1_700_000_000 - 1_700_000_000 % 3600
 class Lab:
     """A history store fed through a real ResultStore, on a clock the test moves."""
 
-    def __init__(self, path: Path, settings: HistorySettings | None = None) -> None:
+    def __init__(
+        self, path: Path, settings: HistorySettings | None = None, start: float = T0
+    ) -> None:
         self.path = path
         self.settings = settings or HistorySettings()
-        self.now = float(T0)
+        self.now = float(start)
         self.results = ResultStore()
         self.store = self._open()
 
