@@ -68,8 +68,8 @@ class Forecast:
     rising: bool = False
 
     def words(self) -> str:
-        """``"about 12 days left (high confidence)"``, ``"not falling"`` (a waste
-        container: ``"not filling"``), ``"too little data"``."""
+        """``"about 12 days left (high confidence)"`` (a waste container: ``"... until
+        full"``), ``"not falling"`` (``"not filling"``), ``"too little data"``."""
         if self.trend != "falling" or self.days_left is None:
             return "not filling" if self.rising and self.trend == "not falling" else self.trend
         if self.days_left <= 0:
@@ -77,7 +77,7 @@ class Forecast:
         elif self.days_left < 1:
             when = "less than a day left"
         else:
-            when = f"about {self.days_left:.0f} days left"
+            when = f"about {self.days_left:.0f} days {'until full' if self.rising else 'left'}"
         return f"{when} ({self.confidence} confidence)"
 
 

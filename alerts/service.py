@@ -23,6 +23,7 @@ from pathlib import Path
 
 from alerts import ack
 from alerts.db import StateStore, error_for
+from alerts.digest import DigestRunner, HistoryReader
 from alerts.engine import DEFAULT_STATE_FILE, AlertEngine
 from alerts.model import Alert
 from alerts.notify import Notifier
@@ -56,6 +57,7 @@ class AlertService:
         clock: Callable[[], float] = time.time,
         external_url: str = "",
         grafana_url: str = "",
+        history: Callable[[], HistoryReader | None] = lambda: None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.clock = clock
@@ -77,6 +79,9 @@ class AlertService:
             )
             self.store.ensure_schema("acks", 1, ack.ACK_SCHEMA)
             self.notifier = self._notifier(settings)
+            #: The weekly supplies digests; ``history``: the daemon's history store (if any).
+            self.digests = DigestRunner(self.store, settings, base_dir=self.base_dir,
+                                        history=history, external_url=external_url)
         except sqlite3.Error as exc:  # the tables themselves are unreadable
             self.store.close()
             raise error_for(self.path, exc) from None
@@ -118,6 +123,7 @@ class AlertService:
             await self.notifier.stop()
             self.notifier = self._notifier(settings)
             await self.notifier.start()
+            self.digests.settings = settings
             self.settings = settings
         self.engine = AlertEngine(
             self.store, settings, schedules=schedules, base_dir=self.base_dir, clock=self.clock
@@ -152,6 +158,7 @@ class AlertService:
             await asyncio.sleep(TICK_SECONDS)
             try:
                 self.tick()
+                self.digests.tick(self.clock(), self.rules, self._targets.values())
             except Exception:  # a bug must not end alerting for good
                 log.exception("alert tick failed")
 
@@ -162,6 +169,7 @@ class AlertService:
                 await self._tick_task
             self._tick_task = None
         self.engine.tick()  # persist conditions recorded since the last tick
+        await self.digests.stop()
         await self.notifier.stop()
         self.store.close()
 

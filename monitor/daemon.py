@@ -279,7 +279,7 @@ class Monitor:
         self.alerts = AlertService(
             self._alert_settings(cfg), base_dir=self.config_path.resolve().parent,
             schedules=cfg.schedules, external_url=cfg.server.external_url or "",
-            grafana_url=cfg.dashboards.grafana_url or "",
+            grafana_url=cfg.dashboards.grafana_url or "", history=lambda: self.history,
         )  # fmt: skip
         self.alerts.set_targets(_target_infos(targets))
         self.store.subscribe(self._on_result)

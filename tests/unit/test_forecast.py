@@ -127,7 +127,7 @@ def test_waste_container_fills_up() -> None:
     assert f.per_day == pytest.approx(0.01, abs=0.001)
     assert f.days_left == pytest.approx(20, abs=1)
     assert f.refilled_at == pytest.approx(NOW - 25 * DAY, abs=2 * HOUR)
-    assert f.words() == "about 20 days left (high confidence)"
+    assert f.words() == "about 20 days until full (high confidence)"
     assert forecast(history(20, lambda ago: 0.5), NOW, rising=True).words() == "not filling"
 
 
