@@ -38,6 +38,8 @@ from monitor.config import (
 from monitor.scheduler import ProbeJob, ProbeScheduler, check_unique, plan_jobs
 from monitor.store.history import HistoryError, HistoryStore, SilencePeriod, history_path
 from monitor.store.results import ResultStore, StoredResult
+from monitor.topology import RECORDS as TOPOLOGY_RECORDS
+from monitor.topology import Topology, effective_parents, topology_path
 from probes.context import ProbeContext
 from probes.errors import ConfigError
 from probes.registry import PROBES, run_probe
@@ -107,6 +109,9 @@ class Monitor:
         self._loaded_at = 0.0
         #: Called with each config put in place (the CLI's log filter learns its secrets).
         self.on_config: Callable[[NetmonConfig], None] | None = None
+        #: Where every device is plugged in, from the switches' topology results; it
+        #: gives the alerting the parents of targets whose parent is ``auto``.
+        self.topology: Topology | None = None
 
     @property
     def allow_any_probe_target(self) -> bool:
@@ -218,7 +223,7 @@ class Monitor:
                 self.store.remove_target(name)
             if self.alerts is not None:
                 await self.alerts.reconfigure(
-                    self._alert_settings(cfg), cfg.schedules, _target_infos(targets)
+                    self._alert_settings(cfg), cfg.schedules, _target_infos(targets, self.inferred_parents())
                 )
             await self._apply_history(cfg)
             if self.history is not None:
@@ -255,6 +260,13 @@ class Monitor:
         self, cfg: NetmonConfig, targets: list[InventoryTarget], jobs: list[ProbeJob]
     ) -> None:
         self.scheduler.apply(jobs)
+        if self.topology is None:
+            from alerts.service import state_path
+
+            base = self.config_path.resolve().parent
+            self.topology = Topology(topology_path(state_path(self._alert_settings(cfg), base)))
+            self.store.subscribe(self._on_topology)  # before the alerts: they read its parents
+        self.topology.set_inventory(targets)
         self.config = cfg
         self._targets = targets
         self._by_name = {t.name: t for t in targets}
@@ -281,7 +293,7 @@ class Monitor:
             schedules=cfg.schedules, external_url=cfg.server.external_url or "",
             grafana_url=cfg.dashboards.grafana_url or "", history=lambda: self.history,
         )  # fmt: skip
-        self.alerts.set_targets(_target_infos(targets))
+        self.alerts.set_targets(_target_infos(targets, self.inferred_parents()))
         self.store.subscribe(self._on_result)
         await self.alerts.start()
         log.info("alert state in %s", self.alerts.path)
@@ -338,6 +350,20 @@ class Monitor:
             SilencePeriod(s.id, tuple(map(str, s.matchers)), s.starts_at, s.ends_at)
             for s in silences
         )
+
+    def _on_topology(self, stored: StoredResult) -> None:
+        """Feed a switch's topology result to the model; tell the alerting when the
+        inferred parents changed."""
+        if self.topology is None or TOPOLOGY_RECORDS not in stored.result.records:
+            return  # not a topology result (the module runs alone or in the SNMP job)
+        if self.topology.ingest(stored.target, stored.result, stored.finished_at):
+            log.info("topology: inferred parents changed")
+            if self.alerts is not None:
+                self.alerts.set_targets(_target_infos(self._targets, self.inferred_parents()))
+        self.topology.save()
+
+    def inferred_parents(self) -> dict[str, str]:
+        return self.topology.inferred_parents() if self.topology is not None else {}
 
     def _on_result(self, stored: StoredResult) -> None:
         """Evaluate the target's alert rules on its latest results (a store listener)."""
@@ -492,13 +518,18 @@ def process_samples() -> list[Sample]:
     return out
 
 
-def _target_infos(targets: list[InventoryTarget]) -> list[TargetInfo]:
-    """What the alert rules and engine need of each target: labels, parent, schedule."""
+def _target_infos(
+    targets: list[InventoryTarget], inferred: dict[str, str] | None = None
+) -> list[TargetInfo]:
+    """What the alert rules and engine need of each target: labels, parent (written, else
+    inferred from the topology when the parent is ``auto``), schedule."""
     from alerts.rules import TargetInfo
 
+    parents = effective_parents(targets, inferred or {})
     return [
         TargetInfo(
-            t.name, {"group": t.group, "role": t.role, **t.labels}, t.parent, t.expected_online,
+            t.name, {"group": t.group, "role": t.role, **t.labels},
+            parents[t.name][0] if t.name in parents else None, t.expected_online,
             t.address,
         )
         for t in targets

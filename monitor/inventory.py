@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -341,8 +341,16 @@ def probe_jobs(target: InventoryTarget) -> list[str]:
     return out
 
 
-def target_rows(targets: Iterable[InventoryTarget]) -> list[dict[str, Any]]:
-    """One JSON-ready row per target: effective settings, credential names, no secrets."""
+def target_rows(
+    targets: Iterable[InventoryTarget], inferred: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One JSON-ready row per target: effective settings, credential names, no secrets;
+    ``parent_source`` says whether the parent is written (config) or was inferred from
+    the topology (``inferred``: the topology's parents)."""
+    from monitor.topology import effective_parents
+
+    targets = list(targets)
+    parents = effective_parents(targets, inferred or {})
     return [
         {
             "name": t.name, "address": t.address, "port": t.port, "group": t.group, "role": t.role,
@@ -350,7 +358,9 @@ def target_rows(targets: Iterable[InventoryTarget]) -> list[dict[str, Any]]:
             "modules": list(t.modules) if "snmp" in t.probes else [],
             "tcp_ports": list(t.tcp_ports) if "tcp" in t.probes else [],
             "credentials": t.credentials_name if "snmp" in t.probes else None,
-            "interval_seconds": t.interval, "parent": t.parent, "expected_online": t.expected_online,
+            "interval_seconds": t.interval, "parent": parents.get(t.name, (None, None))[0],
+            "parent_source": parents.get(t.name, (None, None))[1],
+            "expected_online": t.expected_online,
         }
         for t in targets
     ]  # fmt: skip

@@ -29,7 +29,7 @@ SERVICE_COMMANDS = ("check-config", "inventory", "run")
 #: Modules that add commands: each has ``add_commands(subparsers)`` and gives every parser
 #: it adds ``set_defaults(handler=fn)``, ``fn(opts) -> exit code``.
 PLUGIN_COMMANDS = ("monitor.cli.alerts", "monitor.cli.dashboards", "monitor.cli.discover",
-                   "monitor.cli.report")
+                   "monitor.cli.topology", "monitor.cli.report")
 INVENTORY_ACTIONS = ("list", "import", "export-sd")
 #: Shown for `netmon run --listen` only if monitor.web.server (which owns the real default) is missing.
 PLACEHOLDER_PORT = 10190
@@ -266,7 +266,7 @@ def run_service_command(opts: argparse.Namespace) -> int:
         if opts.command == "run":
             return _run(opts, cfg)
         if opts.action == "list":
-            return _inventory_list(cfg, opts.json)
+            return _inventory_list(cfg, opts.json, opts.config)
         return _export_sd(cfg, opts)
     except ConfigProblem as exc:
         return _problems(exc.problems, f"config error in {opts.config}")
@@ -286,11 +286,15 @@ def _check_config(cfg: Any, *, secrets_checked: bool = True) -> int:
     return EXIT_OK
 
 
-def _inventory_list(cfg: Any, as_json: bool) -> int:
+def _inventory_list(cfg: Any, as_json: bool, config_path: str) -> int:
+    from pathlib import Path
+
     from monitor.config import resolve_targets
     from monitor.inventory import format_interval, target_rows
+    from monitor.topology import for_config
 
-    rows = target_rows(resolve_targets(cfg))
+    inferred = for_config(cfg, Path(config_path)).inferred_parents()
+    rows = target_rows(resolve_targets(cfg), inferred)
     if as_json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -306,7 +310,8 @@ def _inventory_list(cfg: Any, as_json: bool) -> int:
         table.add_row(
             r["name"], address, r["group"], r["role"],
             " ".join(f"{k}={v}" for k, v in r["labels"].items()), probes, ",".join(r["modules"]),
-            r["credentials"] or "", format_interval(r["interval_seconds"]), r["parent"] or "",
+            r["credentials"] or "", format_interval(r["interval_seconds"]),
+            f"{r['parent']} ({r['parent_source']})" if r["parent"] else "",
         )  # fmt: skip
     Console(highlight=False).print(table)
     return EXIT_OK

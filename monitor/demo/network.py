@@ -224,9 +224,9 @@ def own_mac(recording: str) -> str | None:
 SCHOOL_DIR = "topology"
 CORE = Switch("sw-core", "127.0.1.1", "switch/dlink-dgs-1510-28", "10:62:eb:00:00:01",
               links=((25, "sw-b1", 24), (26, "sw-b2", 24)), fdb="qfdb")  # fmt: skip
-B1 = Switch("sw-b1", "127.0.1.8", "switch/hp-procurve-e2910al-24g-poe", "00:1b:3f:00:00:b1",
+B1 = Switch("sw-b1", "127.0.1.20", "switch/hp-procurve-e2910al-24g-poe", "00:1b:3f:00:00:b1",
             links=((24, "sw-core", 25),))  # fmt: skip
-B2 = Switch("sw-b2", "127.0.1.9", "switch/ubiquiti-edgeswitch-24-250w", "80:2a:a8:00:00:b2",
+B2 = Switch("sw-b2", "127.0.1.21", "switch/ubiquiti-edgeswitch-24-250w", "80:2a:a8:00:00:b2",
             links=((24, "sw-core", 26),))  # fmt: skip
 #: The lab room's PCs (ICMP only): 127.0.4.10-21 on sw-b2 ports 1-12.
 LAB = [

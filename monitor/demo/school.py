@@ -23,14 +23,17 @@ class SimDevice:
 
 GROUPS = {  # group -> (role, extra group settings)
     "network": ("switch", {}),
-    "printers": ("printer", {"parent": "sw-core"}),
-    "servers": ("server", {"parent": "sw-core"}),
+    "printers": ("printer", {}),
+    "servers": ("server", {}),
     "power": ("ups", {}),
 }
 
 DEVICES = [
-    SimDevice("sw-core", "network", "127.0.1.1", "switch/hp-procurve-e2910al-24g-poe",
-              {"room": "server-room"}),
+    # The switches' topology tables describe this school (monitor/demo/network.py), so
+    # every parent below is inferred (parent: auto), none is written.
+    SimDevice("sw-core", "network", "127.0.1.1", "topology/switch/sw-core", {"room": "server-room"}),
+    SimDevice("sw-b1", "network", "127.0.1.20", "topology/switch/sw-b1", {"room": "closet-b1"}),
+    SimDevice("sw-b2", "network", "127.0.1.21", "topology/switch/sw-b2", {"room": "closet-b2"}),
     SimDevice("sw-library", "network", "127.0.1.2", "switch/cisco-sb-sg350-10", {"room": "library"}),
     SimDevice("library-mfp", "printers", "127.0.1.3", "printer/hp-color-laserjet-pro-m252dw",
               {"room": "library"}),
@@ -51,6 +54,7 @@ def demo_config(
     lab_extra: Sequence[str] = (),
     interval: str = "10s",
     smtp_port: int | None = None,
+    topology_interval: str = "1m",
 ) -> str:
     """The demo inventory as YAML text: one credential set per recording (the simulator's
     communities), the devices above, a lab room on loopback and ``lab_extra`` hosts; with
@@ -68,7 +72,7 @@ def demo_config(
         groups.append({"name": group, "role": role, **extra, "labels": {"building": "main"},
                        "targets": targets})
     groups.append({
-        "name": "lab-204", "role": "lab", "probes": ["icmp"], "parent": "sw-core",
+        "name": "lab-204", "role": "lab", "probes": ["icmp"],
         "labels": {"building": "main", "room": "204"}, "targets": {"range": LAB_RANGE},
     })
     if lab_extra:
@@ -82,7 +86,7 @@ def demo_config(
             "interval": interval,
             "labels": {"site": "demo-school"},
             "icmp": {"count": 3, "timeout": "1s"},
-            "snmp": {"timeout": "2s", "retries": 1},
+            "snmp": {"timeout": "2s", "retries": 1, "module_intervals": {"topology": topology_interval}},
         },
         "credentials": credentials,
         "groups": groups,

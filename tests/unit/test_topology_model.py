@@ -1,0 +1,119 @@
+"""The topology model on the simulated school's derived recordings (pure logic: the
+converter's output fed in as the daemon feeds it, no agent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import InventoryTarget, load_config, resolve_targets
+from monitor.demo import network
+from monitor.demo.school import demo_config
+from monitor.topology import Topology, effective_parents
+from probes.result import ProbeResult, Status
+from probes.snmp.modules.topology import convert
+from tests.snmprec import RECORDINGS, load_walked
+
+SWITCHES = ("sw-core", "sw-b1", "sw-b2")
+
+
+def _result(name: str) -> ProbeResult:
+    out = convert(load_walked(RECORDINGS / "topology" / "switch" / f"{name}.snmprec"))
+    return ProbeResult(Status.OK, "ok", out.samples, out.facts, out.records, target=name)
+
+
+@pytest.fixture
+def targets(tmp_path: Path) -> list[InventoryTarget]:
+    path = tmp_path / "netmon.yml"
+    path.write_text(demo_config(snmp_port=1161))
+    return resolve_targets(load_config(path))
+
+
+def _model(targets: list[InventoryTarget], path: Path | None = None) -> Topology:
+    topo = Topology(path)
+    topo.set_inventory(targets)
+    for at, name in enumerate(SWITCHES, 1000):
+        topo.ingest(name, _result(name), at=float(at))
+    return topo
+
+
+def test_committed_recordings_are_the_generators_output() -> None:
+    for name, text in network.derive(network.school()).items():
+        path = RECORDINGS / "topology" / "switch" / f"{name}.snmprec"
+        assert path.read_text(encoding="utf-8", errors="surrogateescape") == text, (
+            f"{path} is stale: run .venv/bin/python -m monitor.demo.network")
+
+
+def test_every_device_is_found_on_its_port(targets: list[InventoryTarget]) -> None:
+    topo = _model(targets)
+    net = network.school()
+    for host in net.hosts:
+        switch = net.switch(host.switch)
+        names = network._values(network._base_lines(switch.base), network.IF_NAME)
+        for query in (host.name, host.address, host.mac.upper().replace(":", "-")):
+            found = topo.where(query)
+            assert found is not None and found.place is not None, query
+            assert (found.name, found.place.switch, found.place.port, found.place.alias) == (
+                host.name, host.switch, names[host.if_index], host.alias), query
+            assert found.place.macs == 1 and found.mac == host.mac
+    assert topo.where("no-such-device") is None
+
+
+def test_inferred_parents_and_uplinks(targets: list[InventoryTarget]) -> None:
+    topo = _model(targets)
+    parents = topo.inferred_parents()
+    assert parents["sw-b1"] == parents["sw-b2"] == "sw-core"
+    assert parents["sw-library"] == "sw-core"  # matched by its LLDP management address
+    assert "sw-core" not in parents  # the root: the largest ARP table
+    for host in network.school().hosts:
+        assert parents[host.name] == host.switch
+    assert topo.uplinks("sw-core") == {25: "sw-b1", 26: "sw-b2", 27: "sw-library"}
+    assert topo.uplinks("sw-b2") == {24: "sw-core"}
+    effective = effective_parents(targets, parents)
+    assert effective["lab-204-10"] == ("sw-b2", "topology")
+
+
+def test_explicit_parents_win_and_none_opts_out(targets: list[InventoryTarget]) -> None:
+    import dataclasses
+
+    pcs = [t for t in targets if t.name.startswith("lab-204-")]
+    written = dataclasses.replace(pcs[0], parent="sw-core", auto_parent=False)
+    opted_out = dataclasses.replace(pcs[1], auto_parent=False)
+    inferred = {pcs[0].name: "sw-b2", pcs[1].name: "sw-b2", pcs[2].name: "sw-b2"}
+    assert effective_parents([written, opted_out, pcs[2]], inferred) == {
+        pcs[0].name: ("sw-core", "config"), pcs[2].name: ("sw-b2", "topology")}  # fmt: skip
+
+
+def test_moves_failed_polls_and_persistence(targets: list[InventoryTarget], tmp_path: Path) -> None:
+    path = tmp_path / "topology.json"
+    topo = _model(targets, path)
+    first = topo.where("lab-204-10")
+    assert first is not None and first.place is not None and first.since == 1002.0
+    # the PC moves from port 0/1 to 0/20 of its switch
+    moved = _result("sw-b2")
+    for row in moved.records["fdb"]:
+        if row["mac"] == "3c:52:82:04:00:0a":
+            row.update(if_index=20, port="0/20")
+    topo.ingest("sw-b2", moved, at=2000.0)
+    now = topo.where("lab-204-10")
+    assert now is not None and now.place is not None
+    assert (now.place.port, now.since, now.first_seen, now.last_seen) == ("0/20", 2000.0, 1000.0, 2000.0)
+    assert [m["from"] for m in now.moves] == ["sw-b2 0/1"]
+    # a dead switch's poll fails: what it last said stays
+    assert not topo.ingest("sw-b2", ProbeResult(Status.TIMEOUT, "silent", target="sw-b2"), at=3000.0)
+    assert topo.inferred_parents()["lab-204-10"] == "sw-b2"
+    topo.save()
+    again = Topology(path)
+    again.set_inventory(targets)
+    restored = again.where("lab-204-10")
+    assert restored == now
+    assert again.inferred_parents() == topo.inferred_parents()
+
+
+def test_a_broken_file_is_ignored(targets: list[InventoryTarget], tmp_path: Path) -> None:
+    path = tmp_path / "topology.json"
+    path.write_text("{not json")
+    topo = Topology(path)
+    topo.set_inventory(targets)
+    assert topo.inferred_parents() == {}
