@@ -38,7 +38,7 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("up", "#1a7f37", "up"),
     ("down", "#c62828", "down"),
     ("maintenance", "#5b5fc7", "maintenance"),
-    ("outside", "#9ca3af", "outside its schedule"),
+    ("outside_schedule", "#9ca3af", "outside its schedule"),
     ("unknown", "#e5e7eb", "unknown (netmon not running)"),
 )
 
@@ -241,7 +241,8 @@ def _clock_for(span: float) -> Callable[[float], str]:
 
 def availability_bar(key: str, title: str, seconds: Mapping[str, float]) -> Markup:
     """One window's availability as a stacked bar of :data:`KINDS` (up, down,
-    maintenance, outside the schedule, unknown) with the ratio up / (up + down)."""
+    maintenance, outside the schedule, unknown: the classes of
+    :mod:`monitor.store.availability`) with the ratio up / (up + down)."""
     total = sum(max(0.0, seconds.get(kind, 0.0)) for kind, _, _ in KINDS)
     up, down = seconds.get("up", 0.0), seconds.get("down", 0.0)
     ratio = up / (up + down) if up + down > 0 else None

@@ -12,6 +12,10 @@ Routes (aiohttp)::
     GET  /api/targets        JSON: inventory targets with their latest results and the
                              status page's state (up, attention, degraded, ...) and reason
     GET  /api/targets/{name} JSON: one of them (404 if unknown)
+    GET  /api/history/{name}?metric=&probe=&since=&step=
+                             JSON: a target's stored series (its catalog without metric)
+    GET  /api/availability?since=30d&by=device|room|role
+                             JSON: availability rows and recent outages (monitor.web.status)
     GET  /api/alerts         JSON: pending, firing and recently resolved alerts
     GET  /                   the status page; /device/{name}: one device (monitor.web.status)
 

@@ -26,8 +26,9 @@ listener), so the page needs no history to say "12.3 Mb/s in".
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -39,7 +40,9 @@ from markupsafe import Markup
 
 from alerts.model import Alert, AlertState, Suppression
 from monitor.config import InventoryTarget
-from monitor.store.history import Series
+from monitor.store.availability import CLASSES as AVAILABILITY_CLASSES
+from monitor.store.availability import Availability, By, Device, availability, recent_outages
+from monitor.store.history import HistoryStore, Series, parse_long_duration
 from monitor.store.results import ResultStore, StoredResult
 from monitor.web import charts
 from monitor.web.units import (
@@ -231,6 +234,9 @@ class DeviceView:
     #: when there are none: "history is off", "no history yet".
     charts: list[Markup] = field(default_factory=list)
     history_note: str = ""
+    #: 24 h / 7 d / 30 d availability bars of the device and of its room.
+    availability: list[Markup] = field(default_factory=list)
+    room_availability: list[Markup] = field(default_factory=list)
 
     @property
     def room(self) -> str:
@@ -249,6 +255,8 @@ class LabView:
 
     room: str
     devices: list[DeviceView]
+    #: 24 h / 7 d / 30 d availability bars (with history on).
+    availability: list[Markup] = field(default_factory=list)
 
     @property
     def up(self) -> int:
@@ -647,24 +655,110 @@ NO_HISTORY = "No history yet: trends appear after netmon has recorded this devic
 CHART_POINTS = 1500
 
 
-class HistorySource(Protocol):
-    """The part of :class:`monitor.store.history.HistoryStore` the page reads."""
-
-    def series(
-        self, target: str, metric: str, *, probe: str | None = None,
-        labels: Mapping[str, str] | None = None, since: float, until: float | None = None,
-        step: int | None = None,
-    ) -> list[Series]: ...  # fmt: skip
+#: The availability windows shown, with the words for them.
+WINDOWS = (("24 h", DAY), ("7 d", 7 * DAY), ("30 d", 30 * DAY))
+#: Seconds an availability figure is reused (a page refreshes every 30 s).
+AVAILABILITY_TTL = 60.0
 
 
-def history_of(backend: object) -> HistorySource | None:
+def history_of(backend: object) -> HistoryStore | None:
     """The running monitor's history store, or None when history is off."""
-    history: HistorySource | None = getattr(backend, "history", None)
+    history: HistoryStore | None = getattr(backend, "history", None)
     return history
 
 
+def availability_devices(backend: StatusBackend) -> list[Device]:
+    """The inventory as availability rows, schedules from the running config (the
+    targets are resolved already; the config is read only for its schedules)."""
+    schedules = getattr(getattr(backend, "config", None), "schedules", None) or {}
+    return [
+        Device(t.name, t.role, {"group": t.group, **t.labels}, t.parent,
+               schedules.get(t.expected_online) if t.expected_online else None)
+        for t in backend.targets()
+    ]  # fmt: skip
+
+
+class AvailabilityCache:
+    """Availability rows by (by, window), each recomputed at most every
+    :data:`AVAILABILITY_TTL` seconds: a 30-day window asks every schedule about each
+    of its 43,200 minutes, too much for every refresh of every open page."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, float], tuple[float, dict[str, Availability]]] = {}
+
+    def rows(self, trends: Trends, by: By, seconds: float) -> dict[str, Availability]:
+        key = (by, seconds)
+        with self._lock:
+            hit = self._rows.get(key)
+        if hit is not None and self._clock() - hit[0] < AVAILABILITY_TTL:
+            return hit[1]
+        assert trends.history is not None
+        found = availability(trends.history, trends.devices, since=trends.now - seconds,
+                             until=trends.now, by=by, base_dir=trends.base_dir)  # fmt: skip
+        rows = {a.key: a for a in found}
+        with self._lock:
+            self._rows[key] = (self._clock(), rows)
+        return rows
+
+
+@dataclass
+class Trends:
+    """What the pages read from the history at one moment (``history`` None: off)."""
+
+    history: HistoryStore | None
+    devices: list[Device]
+    cache: AvailabilityCache
+    now: float
+    base_dir: Path = Path(".")
+
+    def bars(self, by: By, key: str, ident: str) -> list[Markup]:
+        """The 24 h / 7 d / 30 d availability bars of one device, room or role."""
+        out = []
+        for n, (words, seconds) in enumerate(WINDOWS):
+            row = self.cache.rows(self, by, seconds).get(key)
+            if row is not None and row.unknown < seconds * row.devices:  # something known
+                figures = {name: getattr(row, name) for name in AVAILABILITY_CLASSES}
+                out.append(charts.availability_bar(f"{ident}-{n}", words, figures))
+        return out
+
+    def room_of(self, name: str) -> str:
+        """A device's room as availability groups it (``building/room``)."""
+        return next((d.room for d in self.devices if d.name == name), "")
+
+    def add_to_device(self, view: DeviceView) -> None:
+        """Charts, availability bars (the device's and its room's), or the note saying
+        why there are none."""
+        if self.history is None:
+            view.history_note = HISTORY_OFF
+            return
+        view.charts = device_charts(view, self.history, self.now)
+        view.availability = self.bars("device", view.name, "device")
+        room = self.room_of(view.name)
+        view.room_availability = self.bars("room", room, "room") if room else []
+        if not view.charts and not view.availability:
+            view.history_note = NO_HISTORY
+
+    def add_to_overview(self, overview: Overview) -> None:
+        """Each lab room's availability bars."""
+        if self.history is None:
+            return
+        for n, lab in enumerate(lab for section in overview.sections for lab in section.labs):
+            room = self.room_of(lab.devices[0].name) if lab.devices else ""
+            lab.availability = self.bars("room", room, f"lab-{n}") if room else []
+
+
+def trends_of(backend: StatusBackend, cache: AvailabilityCache, now: float) -> Trends:
+    history = history_of(backend)
+    config_path = getattr(backend, "config_path", None)
+    base_dir = Path(config_path).resolve().parent if config_path is not None else Path(".")
+    devices = availability_devices(backend) if history is not None else []
+    return Trends(history, devices, cache, now, base_dir)
+
+
 def trend_series(
-    history: HistorySource, target: str, metric: str, since: float, now: float, **match: Any
+    history: HistoryStore, target: str, metric: str, since: float, now: float, **match: Any
 ) -> list[Series]:
     """A target's series over ``since``..``now`` at the finest kept resolution that
     draws at most :data:`CHART_POINTS` points (raw for a day of minutes, hourly for a
@@ -680,7 +774,7 @@ def trend_series(
 
 
 def history_rates(
-    history: HistorySource, target: str, now: float, within: float
+    history: HistoryStore, target: str, now: float, within: float
 ) -> dict[str, Traffic]:
     """Each interface's latest stored rates (by ifindex), if not older than ``within``."""
     latest: dict[str, list[float | None]] = {}
@@ -692,7 +786,7 @@ def history_rates(
     return {index: Traffic(*values) for index, values in latest.items()}
 
 
-def device_charts(view: DeviceView, history: HistorySource, now: float) -> list[Markup]:
+def device_charts(view: DeviceView, history: HistoryStore, now: float) -> list[Markup]:
     """The device page's trends: latency and loss over 24 h, toner over 30 days, the
     uplink's traffic over 24 h, each only when the history has points for it."""
     name, day = view.name, now - DAY
@@ -730,16 +824,6 @@ def device_charts(view: DeviceView, history: HistorySource, now: float) -> list[
             title = f"Traffic on {port.name}{f' ({port.alias})' if port.alias else ''}, last 24 h"
             out.append(charts.line_chart("traffic", title, lines, since=day, until=now, unit=rate))
     return out
-
-
-def add_history(view: DeviceView, history: HistorySource | None, now: float) -> None:
-    """Charts (or the note saying why there are none) for the device page."""
-    if history is None:
-        view.history_note = HISTORY_OFF
-        return
-    view.charts = device_charts(view, history, now)
-    if not view.charts:
-        view.history_note = NO_HISTORY
 
 
 # --- rendering and routes -------------------------------------------------------------
@@ -804,6 +888,7 @@ def render_device(env: jinja2.Environment, device: DeviceView, now: float) -> st
 STATUS_BACKEND = web.AppKey("status_backend", StatusBackend)
 STATUS_ENV = web.AppKey("status_env", jinja2.Environment)
 STATUS_RATES = web.AppKey("status_rates", InterfaceRates)
+STATUS_AVAILABILITY = web.AppKey("status_availability", AvailabilityCache)
 
 
 def add_routes(app: web.Application, backend: StatusBackend) -> None:
@@ -812,8 +897,11 @@ def add_routes(app: web.Application, backend: StatusBackend) -> None:
     app[STATUS_ENV] = environment()
     app[STATUS_RATES] = rates = InterfaceRates()
     backend.store.subscribe(rates.record)
+    app[STATUS_AVAILABILITY] = AvailabilityCache()
     app.router.add_get("/", _index)
     app.router.add_get("/device/{name}", _device)
+    app.router.add_get("/api/history/{name}", _api_history)
+    app.router.add_get("/api/availability", _api_availability)
 
 
 def alerts_of(backend: StatusBackend) -> list[Alert] | None:
@@ -834,9 +922,12 @@ async def _index(request: web.Request) -> web.Response:
     backend = request.app[STATUS_BACKEND]
     env = request.app[STATUS_ENV]
     targets, alerts = backend.targets(), alerts_of(backend)
+    cache = request.app[STATUS_AVAILABILITY]
 
     def render() -> str:
-        return render_overview(env, build_overview(targets, backend.store, alerts))
+        overview = build_overview(targets, backend.store, alerts)
+        trends_of(backend, cache, overview.generated_at).add_to_overview(overview)
+        return render_overview(env, overview)
 
     # A large school takes a while to render; keep probes running meanwhile.
     return _html(await asyncio.to_thread(render))
@@ -852,7 +943,7 @@ async def _device(request: web.Request) -> web.Response:
         return _html(page, status=404)
     now = time.time()
     alerts, history = alerts_of(backend), history_of(backend)
-    rates = request.app[STATUS_RATES]
+    rates, cache = request.app[STATUS_RATES], request.app[STATUS_AVAILABILITY]
 
     def render() -> str:
         # Parents need the whole inventory's states; cheap next to rendering.
@@ -862,8 +953,103 @@ async def _device(request: web.Request) -> web.Response:
         interval = max((t.interval for t in targets if t.name == name), default=60.0)
         stored = history_rates(history, name, now, 3 * interval) if history else {}
         with_traffic(view, stored or rates.rates(name))
-        add_history(view, history, now)
+        trends_of(backend, cache, now).add_to_device(view)
         return render_device(env, view, now)
 
     # History reads (SQLite) and rendering off the event loop.
     return _html(await asyncio.to_thread(render))
+
+
+# --- the JSON API -----------------------------------------------------------------------
+
+
+def _error(message: str, status: int) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def parse_since(value: str, now: float) -> float:
+    """``since=`` as a duration back from now (``24h``, ``7d``, ``2w``) or a Unix time;
+    ValueError says what is accepted."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None and number > 1e9:
+        return number
+    try:
+        return now - parse_long_duration(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"since={value!r} is neither a duration (90m, 24h, 7d, 2w) nor a Unix time"
+        ) from exc
+
+
+async def _api_history(request: web.Request) -> web.Response:
+    """``/api/history/NAME?metric=&probe=&since=&step=``: a target's stored series (the
+    charts' data); without ``metric``, the catalog of what is stored for it."""
+    backend = request.app[STATUS_BACKEND]
+    name = request.match_info["name"]
+    if not any(t.name == name for t in backend.targets()):
+        return _error(f"no target named {name!r}", 404)
+    history = history_of(backend)
+    if history is None:
+        return _error("history is off (history: enabled: false in the config)", 503)
+    now = time.time()
+    query = request.query
+    try:
+        since = parse_since(query.get("since", "24h"), now)
+        step = int(query["step"]) if query.get("step") else None
+        if step not in (None, 0, 300, 3600):
+            raise ValueError("step is 0 (raw), 300 or 3600")
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    metric, probe = query.get("metric", ""), query.get("probe") or None
+
+    def read() -> dict[str, Any]:
+        if not metric:
+            kept = history.catalog(name)
+            return {"target": name, "series": [
+                {"probe": p, "metric": m, "labels": labels} for p, m, labels in kept
+                if probe is None or p == probe
+            ]}  # fmt: skip
+        found = history.series(name, metric, probe=probe, since=since, until=now, step=step)
+        return {
+            "target": name, "metric": metric, "since": since, "until": now,
+            "series": [{"probe": s.probe, "labels": s.labels, "step": s.step,
+                        "points": [[p.t, p.value, p.min, p.max] for p in s.points]}
+                       for s in found],
+        }  # fmt: skip
+
+    return web.json_response(await asyncio.to_thread(read))
+
+
+async def _api_availability(request: web.Request) -> web.Response:
+    """``/api/availability?since=30d&by=device|room|role``: the report's rows (seconds
+    up, down, outside the schedule, in maintenance, unknown; ratio up / (up + down))
+    and the recent outages."""
+    backend = request.app[STATUS_BACKEND]
+    history = history_of(backend)
+    if history is None:
+        return _error("history is off (history: enabled: false in the config)", 503)
+    now = time.time()
+    by = request.query.get("by", "device")
+    if by not in ("device", "room", "role"):
+        return _error(f"by={by!r}: use device, room or role", 400)
+    try:
+        since = parse_since(request.query.get("since", "30d"), now)
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    trends = trends_of(backend, request.app[STATUS_AVAILABILITY], now)
+
+    def read() -> dict[str, Any]:
+        rows = availability(history, trends.devices, since=since, until=now, by=by,  # type: ignore[arg-type]
+                            base_dir=trends.base_dir)  # fmt: skip
+        outages = recent_outages(history, trends.devices, since=since, until=now)
+        return {
+            "since": since, "until": now, "by": by, "rows": [r.to_json() for r in rows],
+            "outages": [{"target": o.target, "start": o.start, "end": o.end,
+                         "duration_seconds": o.duration(now), "reason": o.reason}
+                        for o in outages],
+        }  # fmt: skip
+
+    return web.json_response(await asyncio.to_thread(read))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import InventoryTarget
+from monitor.store.availability import Device
 from monitor.store.history import HistorySettings, HistoryStore
 from monitor.store.results import ResultStore
 from monitor.web import charts, status, units
@@ -117,7 +118,7 @@ def test_text_equivalent_and_escaping() -> None:
 
 
 def test_availability_bar() -> None:
-    seconds = {"up": 80_000.0, "down": 400.0, "maintenance": 1000.0, "outside": 0.0,
+    seconds = {"up": 80_000.0, "down": 400.0, "maintenance": 1000.0, "outside_schedule": 0.0,
                "unknown": 5000.0}  # fmt: skip
     markup = str(charts.availability_bar("d-24h", "<b>lab</b> · 24 h", seconds))
     figure = parse(markup)
@@ -210,11 +211,20 @@ def test_device_page_charts_draw_the_stored_points(tmp_path: Path) -> None:
         views = status.build_views([target], results, None, now[0])
         view = views["mfp"]
         status.with_traffic(view, status.history_rates(history, "mfp", now[0], 600))
-        status.add_history(view, history, now[0])
+        devices = [Device("mfp", "printer", {"room": "office"})]
+        status.Trends(history, devices, status.AvailabilityCache(), now[0]).add_to_device(view)
         page = status.render_device(status.environment(), view, now[0])
     finally:
         history.close()
     assert view.history_note == ""
+    # Availability: 24 h, 7 d and 30 d bars for the device and its room; up all along,
+    # nothing known before the first result.
+    assert len(view.availability) == len(view.room_availability) == 3
+    bar = parse(view.availability[0])
+    assert bar.findtext(".//b") == "100 % available"
+    assert bar.findtext(".//span[@class='vh']", "").startswith(
+        "24 h: 100 % available (2 h 59 min up"
+    )
     assert "<script" not in page and "<img" not in page
     # Three hours fit raw (48 h kept); a month of toner comes from the 5-minute rollups.
     checks = [("chart-latency", "netmon_icmp_rtt_seconds", {}, 0),
@@ -260,14 +270,15 @@ def test_device_page_charts_draw_the_stored_points(tmp_path: Path) -> None:
 def test_history_off_and_no_history_yet(tmp_path: Path) -> None:
     view = status.DeviceView(name="x", address="127.0.0.1", role="printer", group="g",
                              labels={}, parent=None, state=status.State.UP, reason="")  # fmt: skip
-    status.add_history(view, None, T0)
+    cache = status.AvailabilityCache()
+    status.Trends(None, [], cache, T0).add_to_device(view)
     page = status.render_device(status.environment(), view, T0)
     assert view.charts == [] and "History is off" in page
     history = HistoryStore(tmp_path / "h.db", HistorySettings(), clock=lambda: T0)
     history.start(background=False)
     try:
         view.history_note = ""
-        status.add_history(view, history, T0)
+        status.Trends(history, [Device("x")], cache, T0).add_to_device(view)
     finally:
         history.close()
     assert "No history yet" in status.render_device(status.environment(), view, T0)
