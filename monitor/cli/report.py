@@ -1,4 +1,5 @@
-"""``netmon report availability``: the monthly figures for the head teacher, from history.
+"""``netmon report availability``: the monthly figures for the head teacher, from history
+(``netmon report supplies``: :mod:`monitor.cli.supplies_report`).
 
 Reads the history file (``history:`` in the config) read-only, so it runs in a shell
 while ``netmon run`` writes. ``report`` is a group: each report is a subcommand that
@@ -19,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.cli import supplies_report
 from monitor.cli.app import EXIT_OK, EXIT_PROBLEM, ConfigProblem, _load_config, _problems
 
 if TYPE_CHECKING:
@@ -59,15 +61,20 @@ def when(text: str, now: float | None = None) -> float:
 
 
 def common_options(parser: argparse.ArgumentParser) -> None:
-    """The options every report takes: the config, the history file, the period."""
+    """The options every report over a period takes: :func:`file_options` and the period."""
+    file_options(parser)
+    parser.add_argument("--since", default="30d", metavar="WHEN",
+                        help="start: a span back from now (30d, 7d, 24h) or a date (2026-11-01); default 30d")  # fmt: skip
+    parser.add_argument("--until", default="now", metavar="WHEN", help="end (default now), as --since")
+
+
+def file_options(parser: argparse.ArgumentParser) -> None:
+    """The options every report takes: the config, the history file, the output format."""
     parser.add_argument("-c", "--config", metavar="FILE", required=True, help="the netmon config (YAML)")
     parser.add_argument("--history", metavar="FILE", type=Path,
                         help="the history file (default: history.path, or beside the alert state file)")  # fmt: skip
     parser.add_argument("--state-file", metavar="FILE",
                         help="the alert state file `netmon run` was given, if any (the history file is beside it)")  # fmt: skip
-    parser.add_argument("--since", default="30d", metavar="WHEN",
-                        help="start: a span back from now (30d, 7d, 24h) or a date (2026-11-01); default 30d")  # fmt: skip
-    parser.add_argument("--until", default="now", metavar="WHEN", help="end (default now), as --since")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
 
 
@@ -75,7 +82,7 @@ def add_commands(commands: Any) -> None:
     """Register ``report`` and its reports on the main parser's subcommands."""
     fmt = argparse.RawDescriptionHelpFormatter
     report = commands.add_parser(
-        "report", help="reports from the history (availability)",
+        "report", help="reports from the history (availability, supplies)",
         description="Reports from netmon's own history file (history: in the config).",
         epilog=EXAMPLES, formatter_class=fmt,
     )  # fmt: skip
@@ -90,6 +97,7 @@ def add_commands(commands: Any) -> None:
                        help="one row per device (default), room (labels building/room) or role")  # fmt: skip
     avail.add_argument("--outages", type=int, default=20, metavar="N", help="list the N latest outages (default 20; 0: none)")
     avail.set_defaults(handler=report_availability)
+    supplies_report.add_parser(reports, file_options)
 
 
 def open_history(opts: argparse.Namespace) -> tuple[Any, HistoryStore]:
@@ -196,11 +204,11 @@ def _print_table(
 
     from monitor.cli.output import device_text, human_duration
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 110))
     title = f"Availability {_local(since)} – {_local(until)} ({human_duration(until - since)}), by {by}"
     table = Table(title=title, title_justify="left")
-    table.add_column(by, overflow="fold")
-    for name in ("availability", "down", "maintenance", "outside schedule", "unknown", "outages"):
+    table.add_column(by, no_wrap=True)
+    for name in ("availability", "down", "maintenance", "off schedule", "unknown", "outages"):
         table.add_column(name, justify="right")
     if by != "device":
         table.add_column("devices", justify="right")

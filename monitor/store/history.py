@@ -104,8 +104,6 @@ TRIM_SECONDS = 600.0
 SIZE_CHECK_SECONDS = 10.0
 #: A trim forced by ``max_size`` goes down to this share of it.
 TRIM_TARGET = 0.9
-#: Seconds between heartbeats (the end of the current running period).
-HEARTBEAT_SECONDS = 10.0
 #: The tiers: bucket seconds (0 = raw) and their table.
 RAW, FIVE_MINUTES, HOURLY = 0, 300, 3600
 TABLES = {RAW: "raw", FIVE_MINUTES: "rollup_5m", HOURLY: "rollup_1h"}
@@ -414,7 +412,6 @@ class _Writer:
     carried: set[str] = field(default_factory=set)
     previous_run_end: float | None = None
     run_id: int | None = None
-    last_heartbeat: float = -math.inf
     last_trim: float = -math.inf
     last_size_check: float = -math.inf
     created: float = 0.0
@@ -571,7 +568,6 @@ class HistoryStore:
         w.run_id = conn.execute(
             'INSERT INTO runs (start, "end") VALUES (?, ?)', (now, now)
         ).lastrowid
-        w.last_heartbeat = now
         self._stats.size = self._file_size()
 
     # --- the write path ---------------------------------------------------------------
@@ -620,9 +616,8 @@ class HistoryStore:
                 for sql, args in events:
                     conn.execute(sql, args)
                 self._roll(conn, now, late)
-                if final or now - self._w.last_heartbeat >= HEARTBEAT_SECONDS:
-                    conn.execute('UPDATE runs SET "end" = ? WHERE rowid = ?', (now, self._w.run_id))
-                    self._w.last_heartbeat = now
+                # The heartbeat: this running period lasts at least until now.
+                conn.execute('UPDATE runs SET "end" = ? WHERE rowid = ?', (now, self._w.run_id))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -981,8 +976,9 @@ class HistoryStore:
 
     def running(self, since: float, until: float) -> list[tuple[float, float]]:
         """The periods netmon was running and recording, clipped to ``[since, until)``;
-        a period still running ends at its last heartbeat (at most
-        :data:`HEARTBEAT_SECONDS` ago), or at ``until`` for this process's own."""
+        a period still running ends at its last heartbeat (the writer's last
+        transaction, at most :data:`FLUSH_SECONDS` ago), or at ``until`` for this
+        process's own."""
         rows = (
             self._reader()
             .execute(
