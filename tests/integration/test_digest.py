@@ -5,7 +5,14 @@ server refuses, per building through the routing tree."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,7 +33,6 @@ from tests.unit.test_history import Lab
 MONDAY_0730 = 1796628600.0
 DAY = 86400.0
 HOUR = 3600.0
-START = MONDAY_0730 - 42 * DAY
 
 PRINTERS = [
     TargetInfo("staffroom-printer", {"role": "printer", "building": "main", "room": "staffroom"}),
@@ -41,9 +47,9 @@ def supply(index: str, description: str, level: float, klass: str = "consumable"
                      type="toner", color="", **{"class": klass})
 
 
-def readings(name: str, t: float) -> tuple[list[Sample], bool]:
-    """What each printer reports at ``t`` (days ago = ``(MONDAY_0730 - t) / DAY``)."""
-    ago = (MONDAY_0730 - t) / DAY
+def readings(name: str, t: float, end: float) -> tuple[list[Sample], bool]:
+    """What each printer reports at ``t``, ``(end - t) / DAY`` days before ``end``."""
+    ago = (end - t) / DAY
     if name == "staffroom-printer":  # new cartridge 20 days ago, 4 %/day: 8 % left now
         level = 0.08 + 0.04 * ago if ago <= 20 else 0.05 + 0.03 * (ago - 20)
         pages = 300 * (42 - ago)
@@ -59,20 +65,27 @@ def readings(name: str, t: float) -> tuple[list[Sample], bool]:
     return [supply("1.1", "Black Toner", 0.60)], True  # lab-printer: nobody prints
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistoryStore]:
-    """Six weeks, one SNMP result per printer every 2 hours, up to Monday 07:00."""
-    lab = Lab(tmp_path_factory.mktemp("history") / "history.db", start=START)
-    t = START
-    while t <= MONDAY_0730 - 1800:
+def fill(path: Path, end: float) -> Lab:
+    """Six weeks of history up to half an hour before ``end``: one SNMP result per
+    printer every 2 hours."""
+    start = end - 42 * DAY
+    lab = Lab(path, start=start)
+    t = start
+    while t <= end - 1800:
         for p in PRINTERS:
-            samples, ok = readings(p.name, t)
+            samples, ok = readings(p.name, t, end)
             lab.put(t, [Sample.of("netmon_probe_success", 1.0 if ok else 0.0), *samples],
                     ok=ok, target=p.name, probe="snmp", interval=7200)
-        if int(t - START) % int(DAY) == 0:
+        if int(t - start) % int(DAY) == 0:
             lab.at(t)
         t += 2 * HOUR
-    lab.at(MONDAY_0730 - 1800)
+    lab.at(end - 1800)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistoryStore]:
+    lab = fill(tmp_path_factory.mktemp("history") / "history.db", MONDAY_0730)
     yield lab.store
     lab.store.close()
 
@@ -201,3 +214,46 @@ def test_last_due(days: str, at: str, now_offset: float, expected: str) -> None:
                    MONDAY_0730 + now_offset)
     assert due is not None and due[0] == expected
     assert not math.isnan(due[1]) and due[1] <= MONDAY_0730 + now_offset
+
+
+CONFIG = """\
+groups:
+  - name: printers
+    role: printer
+    probes: [icmp]
+    targets:
+      - {name: staffroom-printer, address: 127.0.0.1, labels: {building: main, room: staffroom}}
+      - {name: library-mfp, address: 127.0.0.2, labels: {building: main, room: library}}
+      - {name: office-copier, address: 127.0.0.3, labels: {building: annex, room: office}}
+      - {name: lab-printer, address: 127.0.0.4, labels: {building: annex, room: "204"}}
+"""
+
+
+def test_report_supplies_cli_in_every_format(tmp_path: Path) -> None:
+    """``netmon report supplies`` on a real history file (ending now) as JSON, CSV, table."""
+    fill(tmp_path / "history.db", time.time()).store.close()
+    (tmp_path / "netmon.yml").write_text(CONFIG)
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "report", "supplies", "-c",
+             str(tmp_path / "netmon.yml"), "--history", str(tmp_path / "history.db"), *args],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    data = json.loads(run("--format", "json"))
+    assert [(s["target"], s["supply"], s["reason"]) for s in data["supplies"]] == [
+        ("library-mfp", "Magenta Toner M-531", "runs out"),
+        ("staffroom-printer", "Black Toner Cartridge TN-2420", "low")]
+    assert data["waste"][0]["forecast"].endswith("until full (high confidence)")
+    assert [p["target"] for p in data["silent"]] == ["office-copier"]
+    rows = list(csv.DictReader(io.StringIO(run("--format", "csv", "--all"))))
+    kinds = {(r["kind"], r["target"], r["supply"]): r for r in rows}
+    assert kinds["consumable", "lab-printer", "Black Toner"]["forecast"] == "not falling"
+    assert kinds["consumable", "library-mfp", "Cyan Toner C-531"]["reason"] == ""
+    assert kinds["silent", "office-copier", ""]["reason"] == "did not answer all week"
+    table = run()
+    assert "To order (within 14 days)" in table and "Black Toner Cartridge TN-2420" in table
+    assert "Printers that did not answer all week" in table and "Cyan" not in table
