@@ -134,8 +134,11 @@ def start_snmpsim(
     extra_endpoints: Sequence[tuple[str, int]] = (),
     ready_community: str = "printer/canon-lbp6670",
     timeout: float = 30.0,
+    command_prefix: Sequence[str] = (),
 ) -> Agent:
-    """Serve every recording in ``data_dir``; the community is the file's relative path."""
+    """Serve every recording in ``data_dir``; the community is the file's relative path.
+    ``command_prefix`` runs it through another command (``ip netns exec NS``: an agent
+    that a test's network namespace takes down with its link)."""
     if reason := snmpsim_available():
         raise AgentError(reason)
     port = port or free_udp_port(host)
@@ -154,7 +157,8 @@ def start_snmpsim(
         cmd.append(f"{f}={'[' + h + ']' if ':' in h else h}:{p}")
     env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
     with log_path.open("wb") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([*command_prefix, *cmd], stdout=logf, stderr=subprocess.STDOUT,
+                                env=env)  # fmt: skip
     agent = Agent("snmpsim", host, port, proc, workdir, log_path, [workdir])
     if not wait_for_agent(host, port, ready_community, timeout, proc):
         tail = agent.log_tail()

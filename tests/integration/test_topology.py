@@ -12,11 +12,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from monitor.demo import network, simlab
 from monitor.demo.school import DEVICES, demo_config
 from probes.snmp.modules.topology import convert
-from tests.conftest import need
+from tests import netns as nn
+from tests.alert_lab import (
+    RULE_DOWN,
+    alerts_of,
+    body,
+    firing,
+    host_lab,
+    mentions,
+    probe_success,
+    resolved,
+    scenario_config,
+    subjects,
+    wait_probe_rounds,
+)
+from tests.alerting import SmtpRecorder
+from tests.conftest import need, need_root
 from tests.ha_lab import NetmonProcess, wait_until
 from tests.snmprec import RECORDINGS, community_of, load_walked, recordings
 
@@ -85,3 +101,84 @@ def test_where_and_inferred_parents_end_to_end(school_agent: simlab.Agent, tmp_p
     finally:
         nm.stop()
         print(nm.log_tail())
+
+
+# --- inferred parents: one email when a closet switch dies -------------------------------
+
+
+def test_closet_switch_down_one_email_with_inferred_parents(tmp_path: Path) -> None:
+    """As test_alert_scenarios' closet test, but nobody wrote a parent: the core's LLDP
+    names the closet, the closet's forwarding table holds the PCs' MACs, the core's ARP
+    their IPs. The closet (its SNMP agent too) and the PCs sit behind one veth link in a
+    namespace; pulling it must send one email, about the closet only."""
+    need_root()
+    need(nn.missing())
+    need(simlab.snmpsim_available())
+    children = [f"lab-pc-{i:02d}" for i in range(1, 7)]
+    with host_lab(["sw-closet", *children]) as lab, SmtpRecorder() as mail:
+        core = network.Switch("sw-core", "127.0.0.1", "switch/dlink-dgs-1510-28",
+                              "10:62:eb:00:00:01", links=((25, "sw-closet", 24),), fdb="qfdb")  # fmt: skip
+        closet = network.Switch("sw-closet", lab.addresses["sw-closet"],
+                                "switch/hp-procurve-e2910al-24g-poe", "00:1b:3f:00:00:c1",
+                                links=((24, "sw-core", 25),))  # fmt: skip
+        pcs = [network.Host(n, lab.addresses[n], f"3c:52:82:05:00:{i:02x}", "sw-closet", i)
+               for i, n in enumerate(children, 1)]  # fmt: skip
+        data = tmp_path / "data"
+        network.write(network.Network("sw-core", [core, closet], pcs), data / "net")
+        host_port = simlab.free_udp_port("127.0.0.1")
+        config = scenario_config(
+            smtp_port=mail.port,
+            credentials={n: {"version": "2c", "community": f"net/{n}"} for n in ("sw-core", "sw-closet")},
+            groups=[
+                {"name": "core", "role": "switch", "credentials": "sw-core", "labels": {"building": "main"},
+                 "targets": [{"name": "sw-core", "address": "127.0.0.1", "port": host_port}]},
+                {"name": "closet", "role": "switch", "credentials": "sw-closet",
+                 "labels": {"building": "main"},
+                 "targets": [{"name": "sw-closet", "address": closet.address}]},
+                {"name": "lab-204", "role": "lab", "probes": ["icmp"],
+                 "labels": {"building": "main", "room": "204"},
+                 "targets": [{"name": p.name, "address": p.address} for p in pcs]},
+            ],
+            rules={RULE_DOWN: {"for": "2s"}},
+            alerts={"route": {"receiver": "it-team", "group_by": ["building"], "group_wait": "1s",
+                              "group_interval": "2s", "repeat_interval": "1h"}},
+        )
+        assert "parent" not in config
+        doc = yaml.safe_load(config)
+        doc["defaults"]["snmp"]["module_intervals"] = {"topology": "2s"}
+        config = yaml.safe_dump(doc, sort_keys=False)
+        with simlab.start_snmpsim(data, host="127.0.0.1", port=host_port,
+                                  ready_community="net/sw-core") as _core_agent, \
+             simlab.start_snmpsim(data, host=closet.address, port=161, ready_community="net/sw-closet",
+                                  command_prefix=lab.ns.prefix()) as _closet_agent:  # fmt: skip
+            nm = NetmonProcess("netmon", config, tmp_path / "n")
+            nm.start()
+            try:
+                def inferred() -> bool:
+                    rows = {r["name"]: r for r in json.loads(nm.cli("inventory", "list", "--json").stdout)}
+                    return rows["sw-closet"]["parent"] == "sw-core" and all(
+                        (rows[c]["parent"], rows[c]["parent_source"]) == ("sw-closet", "topology")
+                        for c in children)  # fmt: skip
+
+                wait_until(inferred, 60, "netmon to infer the PCs' and the closet's parents")
+                wait_until(lambda: all(probe_success(nm, t) == 1.0 for t in ["sw-closet", *children]),
+                           30, "everything to answer pings")  # fmt: skip
+                lab.link(up=False)
+                wait_until(lambda: bool(firing(mail.messages)), 30, "the switch-down email")
+
+                def children_suppressed() -> bool:
+                    rows = {a["target"]: a for a in alerts_of(nm, rule=RULE_DOWN)}
+                    return all(rows.get(c, {}).get("suppressed") == "parent_down" for c in children)
+
+                wait_until(children_suppressed, 30, "every child to show as suppressed parent_down")
+                wait_probe_rounds(nm, jobs=len(children) + 5, rounds=3)
+                messages = list(mail.messages)
+                assert len(messages) == 1, subjects(messages)
+                assert mentions(messages, "sw-closet")
+                assert not [c for c in children if mentions(messages, c)], body(messages[0])
+                lab.link(up=True)
+                wait_until(lambda: bool(resolved(mail.messages)), 30, "the recovery email")
+                assert not [c for c in children if mentions(list(mail.messages), c)]
+            finally:
+                nm.stop()
+                print(nm.log_tail())
