@@ -377,7 +377,7 @@ class DigestRunner:
     def __init__(self, store: StateStore, settings: Any, *, base_dir: Path,
                  history: Callable[[], HistoryReader | None], external_url: str = "") -> None:
         self.store = store
-        self.settings = settings
+        self._settings = settings
         self.base_dir = base_dir
         self.history = history
         self.external_url = external_url
@@ -385,6 +385,19 @@ class DigestRunner:
         self._task: asyncio.Task[None] | None = None
         self._next_try: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        #: digest -> the period every receiver has (so a tick skips it without a query).
+        self._complete: dict[str, str] = {}
+
+    @property
+    def settings(self) -> Any:
+        """The ``alerts:`` settings (digests, receivers, route, smtp, retry)."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Any) -> None:
+        """A reload: receivers or routes may have changed, so look at this period again."""
+        self._settings = settings
+        self._complete.clear()
 
     def sent(self) -> dict[tuple[str, str], str]:
         """(digest, receiver) -> the last period sent."""
@@ -400,17 +413,22 @@ class DigestRunner:
             due = last_due(digest.schedule, now)
             if due is None or now - due[1] > CATCH_UP_SECONDS:
                 continue
-            if now < self._next_try.get(digest.name, 0.0):
+            if self._complete.get(digest.name) == due[0] or now < self._next_try.get(digest.name, 0.0):
                 continue
             printers = [t for t in targets if digest.matches(t.labels)]
             plan = self._receivers(digest, printers)
             sent = self.sent()
             todo = {r: ts for r, ts in plan.items() if sent.get((digest.name, r)) != due[0]}
-            if todo:
-                self._task = asyncio.get_running_loop().create_task(
-                    self._send(digest, due[0], todo, printers, rules, now),
-                    name=f"netmon-digest-{digest.name}")
-                return
+            if not todo:
+                if not plan and printers:
+                    log.warning("digest %s: no receiver with email for its printers (the route "
+                                "sends them elsewhere?); set receiver:", digest.name)
+                self._complete[digest.name] = due[0]
+                continue
+            self._task = asyncio.get_running_loop().create_task(
+                self._send(digest, due[0], todo, printers, rules, now),
+                name=f"netmon-digest-{digest.name}")
+            return
 
     def _receivers(self, digest: DigestSettings, printers: Sequence[TargetInfo]) -> dict[str, set[str]]:
         """receiver -> the printers it gets (route mode: as the routing tree sends them)."""
@@ -470,6 +488,7 @@ class DigestRunner:
         else:
             self._failures.pop(digest.name, None)
             self._next_try.pop(digest.name, None)
+            self._complete[digest.name] = period
 
     def _retry_later(self, name: str, now: float) -> None:
         n = self._failures.get(name, 0)
