@@ -52,7 +52,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from alerts.db import StateStore
 from alerts.forecast import DAY, Forecast, forecast
@@ -64,7 +64,7 @@ from alerts.notify.email import (
     build_message,
     send_email,
 )
-from alerts.notify.settings import NotifySettings
+from alerts.notify.settings import NotifySettings, Regexes
 from alerts.rules import RuleSet, TargetInfo
 from alerts.schedule import _check_days, _check_timezone, _weekdays
 from probes.settings import StrictModel
@@ -118,19 +118,9 @@ class DigestSettings(StrictModel):
     receiver: str | None = None
     #: Which printers: label equality and regex (whole value) matchers, all must hold.
     match: dict[str, str] = Field(default_factory=dict)
-    match_re: dict[str, str] = Field(default_factory=dict)
+    match_re: Regexes = Field(default_factory=dict)
     #: List supplies forecast to run out (waste: to be full) within this many days.
     days_ahead: int = Field(default=14, ge=1, le=365)
-
-    @field_validator("match_re")
-    @classmethod
-    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        for label, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"match_re.{label}: bad regular expression: {exc}") from None
-        return value
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(labels.get(k) == v for k, v in self.match.items()) and all(

@@ -20,6 +20,20 @@ from probes.snmp.credentials import Secret
 Location = tuple[str | int, ...]
 
 
+def check_regexes(value: dict[str, str]) -> dict[str, str]:
+    """Label regex matchers (``match_re``) must compile."""
+    for label, pattern in value.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"match_re.{label}: bad regular expression: {exc}") from None
+    return value
+
+
+#: Label regex matchers (whole value, Python syntax); all must hold.
+Regexes = Annotated[dict[str, str], AfterValidator(check_regexes)]
+
+
 class SmtpSettings(StrictModel):
     """The outgoing mail server all email receivers share."""
 
@@ -133,20 +147,9 @@ class RouteSettings(StrictModel):
     repeat_interval: Duration | None = None
     #: Label equality matchers; all must hold.
     match: dict[str, str] = Field(default_factory=dict)
-    #: Label regex matchers (whole value, Python syntax); all must hold.
-    match_re: dict[str, str] = Field(default_factory=dict)
+    match_re: Regexes = Field(default_factory=dict)
     continue_: bool = Field(default=False, alias="continue")
     routes: list[RouteSettings] = Field(default_factory=list)
-
-    @field_validator("match_re")
-    @classmethod
-    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        for label, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"match_re.{label}: bad regular expression: {exc}") from None
-        return value
 
 
 class RetrySettings(StrictModel):

@@ -120,11 +120,23 @@ def open_history(opts: argparse.Namespace) -> tuple[Any, HistoryStore]:
     return cfg, HistoryStore.open_readonly(path, cfg.history)
 
 
+def open_or_say(opts: argparse.Namespace) -> tuple[Any, HistoryStore] | int:
+    """:func:`open_history`, or the exit code after saying in one line why it cannot."""
+    from monitor.store.history import HistoryError
+
+    try:
+        return open_history(opts)
+    except ConfigProblem as exc:
+        return _problems(exc.problems, f"config error in {opts.config}")
+    except HistoryError as exc:
+        print(f"netmon: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+
+
 def report_availability(opts: argparse.Namespace) -> int:
     import sqlite3
 
     from monitor.store.availability import availability, devices_from_config, recent_outages
-    from monitor.store.history import HistoryError
 
     try:
         since, until = when(opts.since), when(opts.until)
@@ -134,13 +146,10 @@ def report_availability(opts: argparse.Namespace) -> int:
     if until <= since:
         print("netmon report: --until must be after --since", file=sys.stderr)
         return EXIT_PROBLEM
-    try:
-        cfg, history = open_history(opts)
-    except ConfigProblem as exc:
-        return _problems(exc.problems, f"config error in {opts.config}")
-    except HistoryError as exc:
-        print(f"netmon: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+    opened = open_or_say(opts)
+    if isinstance(opened, int):
+        return opened
+    cfg, history = opened
     try:
         devices = devices_from_config(cfg)
         base_dir = Path(opts.config).resolve().parent

@@ -3,7 +3,7 @@
 The same list as the ``alerts.digests`` email (:func:`alerts.digest.build_report`):
 supplies low or forecast to run out within ``--days-ahead`` days, waste containers
 nearly full, printers silent all week; ``--all`` lists every supply with its forecast.
-Reads the history file read-only (:func:`monitor.cli.report.open_history`).
+Reads the history file read-only (:func:`monitor.cli.report.open_or_say`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from monitor.cli.app import EXIT_OK, EXIT_PROBLEM, ConfigProblem, _problems
+from monitor.cli.app import EXIT_OK, EXIT_PROBLEM
 
 if TYPE_CHECKING:
     from alerts.digest import SuppliesReport
@@ -54,17 +54,13 @@ def add_parser(reports: Any, options: Any) -> None:
 def report_supplies(opts: argparse.Namespace) -> int:
     from alerts.digest import build_report
     from alerts.rules import RuleSet, TargetInfo
-    from monitor.cli.report import open_history
+    from monitor.cli.report import open_or_say
     from monitor.config import resolve_targets
-    from monitor.store.history import HistoryError
 
-    try:
-        cfg, history = open_history(opts)
-    except ConfigProblem as exc:
-        return _problems(exc.problems, f"config error in {opts.config}")
-    except HistoryError as exc:
-        print(f"netmon: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+    opened = open_or_say(opts)
+    if isinstance(opened, int):
+        return opened
+    cfg, history = opened
     printers = [TargetInfo(t.name, {"group": t.group, "role": t.role, **t.labels})
                 for t in resolve_targets(cfg)]
     try:
