@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.cli.output import device_text, status_text
-from monitor.demo import simlab
+from monitor.demo import history_fill, simlab
 from monitor.demo.school import DEVICES, LAB_RANGE, SimDevice, demo_config
 from monitor.web.server import DEFAULT_PORT
 from probes.result import Status
@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             config = DEMO_DIR / "netmon.yml"
             (DEMO_DIR / "netmon-alerts.db").unlink(missing_ok=True)  # a fresh start each time
             config.write_text(demo_config(port, lab_extra, smtp_port=mail.port))
+            print("Pre-filling the history: the last day, four weeks of toner…", flush=True)
+            history_fill.fill(config, now=time.time())
             host, _, listen_port = opts.listen.rpartition(":")
             listen = f"{host}:{listen_port if port_free(host, int(listen_port)) else simlab.free_tcp_port(host)}"
             url = f"http://{listen}"

@@ -541,7 +541,7 @@ class HistoryStore:
         w.five_done = int(meta.get("five_done", 0))
         w.hours_done = int(meta.get("hours_done", 0))
         for sid, target, probe, metric, labels in conn.execute("SELECT * FROM series"):
-            w.series_ids[(target, probe, metric, tuple(json.loads(labels)))] = sid
+            w.series_ids[(target, probe, metric, tuple(map(tuple, json.loads(labels))))] = sid
         for target, start, reason in conn.execute(
             'SELECT target, start, reason FROM outages WHERE "end" IS NULL'
         ):

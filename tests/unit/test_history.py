@@ -187,9 +187,10 @@ def test_a_late_point_is_merged_into_its_written_bucket(lab: Lab) -> None:
 def test_rollups_equal_the_raw_data_across_restarts(lab: Lab) -> None:
     rng = random.Random(12)
     t = float(T0)
+    port = Sample.of("netmon_interface_oper_up", 1, if_index=2, if_name="uplink")
     for _ in range(400):
         t += rng.uniform(5, 90)
-        lab.put(t, loss(rng.random()))
+        lab.put(t, [*loss(rng.random()), port])
         if rng.random() < 0.3:
             lab.store.flush()
         if rng.random() < 0.02:
@@ -197,6 +198,7 @@ def test_rollups_equal_the_raw_data_across_restarts(lab: Lab) -> None:
     lab.at(t + 3600 + GRACE_SECONDS)
     raw = points(lab, 0)
     assert len(raw) == 400
+    assert len(lab.store.catalog("pc1")) == 2  # the labelled series kept its id
     for step in (300, 3600):
         buckets: dict[int, list[float]] = {}
         for p in raw:
