@@ -209,6 +209,7 @@ class SupplyRow:
     kind: str
     level: float | None
     forecast: Forecast
+    #: None: the printer reports no page counter.
     pages_last_week: int | None
     #: ``low``, ``runs out`` (consumables), ``nearly full``, ``fills up`` (waste); "" not due.
     reason: str
@@ -314,8 +315,8 @@ def build_report(history: HistoryReader, printers: Iterable[TargetInfo], now: fl
         if not levels and info.labels.get("role") != "printer":
             continue
         low, full = thresholds(rules, info)
-        pages = sum(pages_printed(sorted(p)) for p in
-                    _points(history, info.name, PAGES, now, now - WEEK).values())
+        counters = _points(history, info.name, PAGES, now, now - WEEK).values()
+        pages = sum(pages_printed(sorted(p)) for p in counters) if counters else None
         for key, points in sorted(levels.items(), key=lambda kv: dict(kv[0]).get("supply", "")):
             labels = dict(key)
             waste = is_waste(labels)
@@ -324,8 +325,7 @@ def build_report(history: HistoryReader, printers: Iterable[TargetInfo], now: fl
             if reason or everything:
                 row = SupplyRow(info.name, room, building,
                                 labels.get("description") or labels.get("supply", "?"),
-                                "waste" if waste else "consumable", f.level, f,
-                                pages if levels else None, reason)
+                                "waste" if waste else "consumable", f.level, f, pages, reason)
                 (report.waste if waste else report.supplies).append(row)
         answered = [p.t for s in history.series(info.name, SUCCESS, since=now - LOOKBACK_SECONDS,
                                                 until=now + 1, step=3600)

@@ -253,6 +253,7 @@ def test_report_supplies_cli_in_every_format(tmp_path: Path) -> None:
     kinds = {(r["kind"], r["target"], r["supply"]): r for r in rows}
     assert kinds["consumable", "lab-printer", "Black Toner"]["forecast"] == "not falling"
     assert kinds["consumable", "library-mfp", "Cyan Toner C-531"]["reason"] == ""
+    assert kinds["consumable", "lab-printer", "Black Toner"]["pages_last_week"] == ""  # no counter
     assert kinds["silent", "office-copier", ""]["reason"] == "did not answer all week"
     table = run()
     assert "To order (within 14 days)" in table and "Black Toner Cartridge TN-2420" in table
