@@ -102,7 +102,9 @@ def demo_config(
 
 def demo_alerts(smtp_port: int) -> dict[str, object]:
     """Alerting for the demo: the built-in rules with short ``for`` durations (so a
-    visitor sees emails within a minute), mailed to a catcher on loopback."""
+    visitor sees emails within a minute), mailed to a catcher on loopback; the supplies
+    digest is due daily at midnight, so one goes out as the demo starts (a missed
+    period is sent late) and again after the next midnight."""
     return {
         "state_file": "netmon-alerts.db",
         "rules": {
@@ -116,4 +118,6 @@ def demo_alerts(smtp_port: int) -> dict[str, object]:
         "receivers": [{"name": "it-team", "email": {"to": ["it@demo-school.example"]}}],
         "route": {"receiver": "it-team", "group_by": ["building"], "group_wait": "10s",
                   "group_interval": "1m", "repeat_interval": "4h"},
+        "digests": [{"name": "supplies", "schedule": {"days": "mon-sun", "at": "00:00"},
+                     "receiver": "it-team", "days_ahead": 14}],
     }  # fmt: skip
