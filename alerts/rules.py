@@ -1144,8 +1144,8 @@ def _promql_rule(rule: Rule, scope: Mapping[str, tuple[str, list[str]]]) -> dict
 def _summary_template(rule: Rule) -> str:
     """The summary; with alternatives, picked by the labels only each alternative's
     series carry (most specific ``match`` first, the one without matchers last)."""
-    if len(rule.clauses) == 1:
-        return go_template(rule.summary)
+    if len({clause.summary or rule.summary for clause in rule.clauses}) == 1:
+        return go_template(rule.summary)  # one text (interface_down: uplink or not)
     ordered = sorted(rule.clauses, key=lambda c: -len(c.match))
     parts: list[str] = []
     for i, clause in enumerate(ordered):

@@ -16,8 +16,12 @@ Choices worth knowing:
   85 %), or fires on the state ``full`` when the capacity is unknown.
 - ``device_rebooted`` watches sysUpTime, which also goes back when only the SNMP agent
   restarts (and wraps after 497 days); it stays active for the 15 minute window.
-- ``interface_down`` only watches ports seen up in the last day (so unused ports stay
-  quiet) plus the ports an override lists as ``uplinks``; admin-down ports never alert.
+- ``interface_down`` watches ports seen up in the last day (so unused ports stay
+  quiet), except access ports whose only devices are lab machines outside their
+  schedule (``netmon_interface_quiet``: a PC asleep at night takes its port down), and
+  always the uplinks: ports with an inventory switch as LLDP/CDP neighbour
+  (``netmon_interface_uplink``, from the topology) and those an override lists as
+  ``uplinks``; admin-down ports never alert.
 - ``snmp_not_responding`` and ``snmp_auth_failure`` read ``netmon_probe_status``, which is
   one series per probe run labelled with its status (not a state set of zeros): the
   ``status="timeout"`` series exists only while the SNMP probe times out. They keep
@@ -108,7 +112,16 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "and": [{"metric": "netmon_interface_oper_up", "fn": "max_over_time", "window": DAY,
                  "op": "==", "threshold": 1, "on": ["if_index"]}],
         "unless": [{"metric": "netmon_interface_admin_up", "op": "==", "threshold": 0,
+                    "on": ["if_index"]},
+                   {"metric": "netmon_interface_quiet", "op": "==", "threshold": 1,
                     "on": ["if_index"]}],
+        "or_when": [{
+            "metric": "netmon_interface_oper_up", "op": "==", "threshold": 0,
+            "and": [{"metric": "netmon_interface_uplink", "op": "==", "threshold": 1,
+                     "on": ["if_index"]}],
+            "unless": [{"metric": "netmon_interface_admin_up", "op": "==", "threshold": 0,
+                        "on": ["if_index"]}],
+        }],
         "for": "1m", "severity": "warning",
         "summary": "{target}: port {if_name} is down",
     },

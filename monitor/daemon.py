@@ -38,8 +38,9 @@ from monitor.config import (
 from monitor.scheduler import ProbeJob, ProbeScheduler, check_unique, plan_jobs
 from monitor.store.history import HistoryError, HistoryStore, SilencePeriod, history_path
 from monitor.store.results import ResultStore, StoredResult
+from monitor.topology import PORTS as TOPOLOGY_PORTS
 from monitor.topology import RECORDS as TOPOLOGY_RECORDS
-from monitor.topology import Topology, effective_parents, topology_path
+from monitor.topology import Topology, effective_parents, port_samples, topology_path
 from probes.context import ProbeContext
 from probes.errors import ConfigError
 from probes.registry import PROBES, run_probe
@@ -352,15 +353,34 @@ class Monitor:
         )
 
     def _on_topology(self, stored: StoredResult) -> None:
-        """Feed a switch's topology result to the model; tell the alerting when the
-        inferred parents changed."""
-        if self.topology is None or TOPOLOGY_RECORDS not in stored.result.records:
-            return  # not a topology result (the module runs alone or in the SNMP job)
-        if self.topology.ingest(stored.target, stored.result, stored.finished_at):
-            log.info("topology: inferred parents changed")
-            if self.alerts is not None:
-                self.alerts.set_targets(_target_infos(self._targets, self.inferred_parents()))
-        self.topology.save()
+        """Feed a switch's topology result to the model (tell the alerting when the
+        inferred parents changed); with each SNMP result of a switch, store its port
+        roles first, so its interface rules are evaluated with them."""
+        if self.topology is None or stored.probe == TOPOLOGY_PORTS:
+            return
+        if TOPOLOGY_RECORDS in stored.result.records:  # alone or in the SNMP job
+            if self.topology.ingest(stored.target, stored.result, stored.finished_at):
+                log.info("topology: inferred parents changed")
+                if self.alerts is not None:
+                    self.alerts.set_targets(_target_infos(self._targets, self.inferred_parents()))
+            self.topology.save()
+        if stored.probe == "snmp" and stored.target in self.topology.switches():
+            self._put_port_roles(stored)
+
+    def _put_port_roles(self, stored: StoredResult) -> None:
+        from alerts.schedule import is_expected_online
+
+        assert self.topology is not None and self.config is not None
+        schedules, base, now = self.config.schedules, self.config_path.resolve().parent, time.time()
+
+        def asleep(t: InventoryTarget) -> bool:
+            schedule = schedules.get(t.expected_online) if t.expected_online else None
+            return schedule is not None and not is_expected_online(schedule, now, base_dir=base)
+
+        samples = port_samples(self.topology, stored.target, self._by_name, asleep)
+        result = ProbeResult(Status.OK, "port roles from the topology", samples, target=stored.target,
+                             probe=TOPOLOGY_PORTS, started_at=stored.result.started_at)  # fmt: skip
+        self.store.put(result, stored.labels, stored.interval, probe=TOPOLOGY_PORTS)
 
     def inferred_parents(self) -> dict[str, str]:
         return self.topology.inferred_parents() if self.topology is not None else {}

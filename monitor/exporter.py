@@ -101,6 +101,8 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
                                   "remote_chassis"),
     "netmon_topology_fdb_entries": ("if_index", "if_name"),
     "netmon_topology_table_rows": ("table",),
+    "netmon_interface_uplink": ("if_index", "if_name", "neighbour"),
+    "netmon_interface_quiet": ("if_index", "if_name"),
     "netmon_snmp_varbinds": (),
     "netmon_snmp_requests": (),
     "netmon_scheduler_lag_seconds": ("stat",),

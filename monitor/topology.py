@@ -27,13 +27,13 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monitor.config import InventoryTarget, NetmonConfig, resolve_targets
-from probes.result import ProbeResult
+from probes.result import ProbeResult, Sample
 from probes.snmp.modules.topology import mac as parse_mac
 
 log = logging.getLogger("netmon.topology")
@@ -377,3 +377,30 @@ def for_config(cfg: NetmonConfig, config_path: Path) -> Topology:
     topo = Topology(topology_path(state_path(cfg.alerts, Path(config_path).resolve().parent)))
     topo.set_inventory(resolve_targets(cfg))
     return topo
+
+
+#: Store name of each switch's derived port roles (uplinks, quiet access ports), put
+#: next to its SNMP result so the alert rules and /metrics see both together.
+PORTS = "topology-ports"
+
+
+def port_samples(
+    topo: Topology,
+    switch: str,
+    targets: Mapping[str, InventoryTarget],
+    asleep: Callable[[InventoryTarget], bool],
+) -> list[Sample]:
+    """``netmon_interface_uplink`` for each uplink of ``switch`` and
+    ``netmon_interface_quiet`` for each access port whose devices (those of the inventory)
+    are all lab machines ``asleep`` (outside their schedule)."""
+    names = {i: p.get("name") or str(i) for i, p in topo.switches().get(switch, {}).get("ports", {}).items()}
+    out = [
+        Sample.of("netmon_interface_uplink", 1, if_index=i, if_name=names.get(i, str(i)), neighbour=other)
+        for i, other in sorted(topo.uplinks(switch).items())
+    ]
+    for if_index, devices in sorted(topo.on_switch(switch).items(), key=lambda kv: kv[0] or 0):
+        found = [targets[n] for n in devices if n in targets]
+        if if_index is not None and found and all(t.role == "lab" and asleep(t) for t in found):
+            out.append(Sample.of("netmon_interface_quiet", 1, if_index=if_index,
+                                 if_name=names.get(if_index, str(if_index))))  # fmt: skip
+    return out

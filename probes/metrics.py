@@ -93,6 +93,9 @@ METRICS: dict[str, MetricDef] = {
     # --- SNMP: the probe itself ---
     "netmon_snmp_varbinds": _g("Variable bindings received in the last SNMP probe run."),
     "netmon_snmp_requests": _g("SNMP requests sent in the last SNMP probe run, including retries."),
+    # --- topology (monitor/topology.py, not probes: derived from the switches' tables) ---
+    "netmon_interface_uplink": _g("1 for a switch port whose LLDP/CDP neighbour is an inventory switch (interface_down always watches it)."),
+    "netmon_interface_quiet": _g("1 for an access port whose only devices are lab machines outside their schedule (interface_down does not watch it)."),
     # --- the daemon itself (monitor/scheduler.py, not probes) ---
     "netmon_scheduler_lag_seconds": _g("Delay between a probe run's scheduled and actual start over the last 1000 runs, by stat (last, p50, p99, max)."),
     "netmon_scheduler_jobs": _g("Scheduled probe jobs (target x probe, one per TCP port)."),

@@ -112,6 +112,13 @@ def scenario(i: int) -> dict[str, dict[str, ProbeResult]]:
         *_port("2", 0, 1, 0),                                  # never up: unused port
         *_port("3", 1 if minute < 4 else 0, 0 if minute >= 4 else 1, 0),  # admin down
         *_port("4", 1, 1, 600.0 * minute),                     # 10 errors/s
+        *_port("5", 0, 1, 0),                                  # never up, but an uplink
+        *_port("6", 1 if minute < 10 else 0, 1, 0),           # a lab PC's port, asleep at 10m
+    ], t)  # fmt: skip
+    # the topology's port roles, stored next to the switch's SNMP result (monitor/topology.py)
+    roles = _result(Status.OK, [
+        Sample.of("netmon_interface_uplink", 1, if_index="5", if_name="Gi0/5", neighbour="sw-b"),
+        *([Sample.of("netmon_interface_quiet", 1, if_index="6", if_name="Gi0/6")] if minute >= 10 else []),
     ], t)  # fmt: skip
     # packet loss 30 % from 2m to 8m, then 20 %: above recover (10 %), so it stays
     loss = 0 if minute < 2 else 3 if minute < 8 else 2
@@ -123,7 +130,7 @@ def scenario(i: int) -> dict[str, dict[str, ProbeResult]]:
         Sample.of("netmon_printer_pages_total", 999 + minute),
     ], t)  # fmt: skip
     return {
-        "sw-a": {"icmp": _icmp(10 - loss, t), "snmp": sw_snmp},
+        "sw-a": {"icmp": _icmp(10 - loss, t), "snmp": sw_snmp, "topology-ports": roles},
         "sw-b": {"icmp": _icmp(10, t), "snmp": _sw_b_snmp(minute, t)},
         "pc-1": {"icmp": _icmp(0 if minute >= 3 else 10, t)},
         "lib-mfp": {"icmp": _icmp(0 if minute >= 5 else 10, t), "snmp": printer,
@@ -210,7 +217,8 @@ def test_prometheus_fires_what_the_python_evaluator_fires(tmp_path: Path) -> Non
             and dict(k)["alertname"] == "printer_supply_low"] == [
         {"alertname": "printer_supply_low", "target": "lib-mfp-2", "index": "1.3", "supply": "Toner 1.3"}
     ]  # fmt: skip
-    assert [dict(k)["if_name"] for k in expected if dict(k)["alertname"] == "interface_down"] == ["Gi0/1"]
+    assert [dict(k)["if_name"] for k in expected if dict(k)["alertname"] == "interface_down"] == [
+        "Gi0/1", "Gi0/5"]  # fmt: skip
     tests = [{
         "expr": f'count by ({", ".join(BY)}) (ALERTS{{alertstate="firing"}})',
         "eval_time": f"{step * STEP // 60}m",

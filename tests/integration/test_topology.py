@@ -25,6 +25,7 @@ from tests.alert_lab import (
     firing,
     host_lab,
     mentions,
+    metrics,
     probe_success,
     resolved,
     scenario_config,
@@ -98,6 +99,10 @@ def test_where_and_inferred_parents_end_to_end(school_agent: simlab.Agent, tmp_p
                 host.switch, "topology"), host.name
         assert (rows["sw-b2"]["parent"], rows["sw-b2"]["parent_source"]) == ("sw-core", "topology")
         assert (rows["sw-library"]["parent"], rows["sw-core"]["parent"]) == ("sw-core", None)
+        # the core's uplinks, as the exported interface_down rule reads them
+        uplinks = {(lbl["target"], lbl["if_index"], lbl["neighbour"])
+                   for lbl, _ in metrics(nm).get("netmon_interface_uplink", [])}  # fmt: skip
+        assert {("sw-core", "25", "sw-b1"), ("sw-core", "26", "sw-b2"), ("sw-b2", "24", "sw-core")} <= uplinks
     finally:
         nm.stop()
         print(nm.log_tail())
