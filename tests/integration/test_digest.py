@@ -258,3 +258,38 @@ def test_report_supplies_cli_in_every_format(tmp_path: Path) -> None:
     table = run()
     assert "To order (within 14 days)" in table and "Black Toner Cartridge TN-2420" in table
     assert "Printers that did not answer all week" in table and "Cyan" not in table
+
+
+def test_netmon_run_sends_the_digest(tmp_path: Path) -> None:
+    """A real ``netmon run``: its alert service ticks the digest, which reads the
+    daemon's history store and mails the catcher (nothing to order for a new printer)."""
+    from monitor.demo.simlab import free_tcp_port, stop_process
+
+    with SmtpRecorder() as smtp:
+        config = tmp_path / "netmon.yml"
+        config.write_text(
+            "groups:\n  - name: printers\n    role: printer\n    probes: [icmp]\n"
+            "    targets: [{name: lp-1, address: 127.0.0.1, labels: {room: office}}]\n"
+            f"alerts:\n  state_file: {tmp_path / 'state.db'}\n"
+            f"  smtp: {{host: 127.0.0.1, port: {smtp.port}, from: netmon@school.example}}\n"
+            "  receivers: [{name: office, email: {to: [office@school.example]}}]\n"
+            "  route: {receiver: office}\n"
+            "  digests: [{name: supplies, receiver: office,"
+            " schedule: {days: mon-sun, at: '00:00'}}]\n")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "run", "-c", str(config),
+             "--listen", f"127.0.0.1:{free_tcp_port()}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            for _ in range(300):
+                if smtp.messages or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        finally:
+            stop_process(proc)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        assert len(smtp.messages) == 1, err
+        (mail,) = smtp.messages
+        assert str(mail["Subject"]).endswith(": nothing to order") and "Traceback" not in err
+        assert "Nothing to order" in text_of(mail)
+        assert (tmp_path / "state-history.db").exists()  # the history the digest read
