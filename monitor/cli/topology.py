@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from datetime import datetime
 from typing import Any
 
 from monitor.cli.app import EXIT_OK, EXIT_PROBLEM, _load_config
@@ -31,47 +29,10 @@ def add_commands(commands: Any) -> None:
     where.set_defaults(handler=_where)
 
 
-def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return "just now"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
-
-
-def _when(at: float, now: float) -> str:
-    moment = datetime.fromtimestamp(at)
-    return moment.strftime("%H:%M") if now - at < 86400 else moment.strftime("%Y-%m-%d %H:%M")
-
-
-def sentence(found: Any, now: float | None = None) -> str:
-    """``lab-204-12 (10.1.4.12, 3c:52:82:…) is on sw-b2 port 0/12 'Room 204 desk 3' since
-    08:12, seen 3 min ago``."""
-    now = time.time() if now is None else now
-    who = found.name or found.address or found.mac
-    ids = ", ".join(x for x in (found.address if found.name else None, found.mac) if x and x != who)
-    head = f"{who} ({ids})" if ids else who
-    if found.place is None:
-        return f"{head}: not seen in any switch's forwarding table yet"
-    place = found.place
-    text = f"{head} is on {place.switch} port {place.port}"
-    if place.alias:
-        text += f" '{place.alias}'"
-    if place.uplink:
-        text += " (only seen on an uplink: the switch behind it is not polled)"
-    if found.since:
-        text += f" since {_when(found.since, now)}"
-    if found.last_seen:
-        text += f", seen {_ago(now - found.last_seen)}"
-    return text
-
-
 def _where(opts: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from monitor.topology import for_config
+    from monitor.topology import for_config, sentence
 
     cfg = _load_config(opts.config, secrets=False)
     topo = for_config(cfg, Path(opts.config))

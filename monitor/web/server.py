@@ -78,6 +78,7 @@ from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
 from monitor.exporter import RenderCache, render, render_chunks
 from monitor.store.results import ResultStore
 from monitor.web import status
+from monitor.web import topology as topology_pages
 from monitor.web.ratelimit import FailureLimiter, client_network, retry_after
 from probes.errors import ConfigError
 from probes.result import ProbeResult, Sample
@@ -528,6 +529,7 @@ def create_app(
     app.router.add_get("/api/targets/{name}", _target)
     app.router.add_get("/api/alerts", _alerts)
     status.add_routes(app, backend)  # the status page: / and /device/{name}
+    topology_pages.add_routes(app)  # /map, /where and the device pages' topology lines
     return app
 
 

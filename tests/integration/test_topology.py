@@ -8,6 +8,7 @@ LLDP, CDP or forwarding-table rows, counts checked against the files."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from tests.alert_lab import (
 from tests.alerting import SmtpRecorder
 from tests.conftest import need, need_root
 from tests.ha_lab import NetmonProcess, wait_until
+from tests.integration.test_status_page import CHROMIUM, chromium
 from tests.snmprec import RECORDINGS, community_of, load_walked, recordings
 
 TOPOLOGY_FILES = [p for p in [*recordings("switch"), *sorted((RECORDINGS / "topology").glob("*/*.snmprec"))]
@@ -103,9 +105,37 @@ def test_where_and_inferred_parents_end_to_end(school_agent: simlab.Agent, tmp_p
         uplinks = {(lbl["target"], lbl["if_index"], lbl["neighbour"])
                    for lbl, _ in metrics(nm).get("netmon_interface_uplink", [])}  # fmt: skip
         assert {("sw-core", "25", "sw-b1"), ("sw-core", "26", "sw-b2"), ("sw-b2", "24", "sw-core")} <= uplinks
+        _check_map_in_chromium(nm.url, tmp_path)
     finally:
         nm.stop()
         print(nm.log_tail())
+
+
+def _check_map_in_chromium(url: str, tmp: Path) -> None:
+    """The map as headless Chromium builds it: SVG nodes and links, devices per room in
+    <details>, no script (the CSP forbids it anyway); the search, device and switch pages."""
+    need(None if Path(CHROMIUM).exists() else "needs Chromium (Debian package chromium)")
+    dom = chromium(tmp, f"{url}/map", "--dump-dom").stdout
+    for switch in ("sw-core", "sw-b1", "sw-b2", "sw-library"):
+        assert f'data-switch="{switch}"' in dom, dom[:2000]
+    for pair in ("sw-b1|sw-core", "sw-b2|sw-core", "sw-core|sw-library"):
+        assert f'data-link="{pair}" data-state="up"' in dom, pair
+    assert ">eth1/0/26</text>" in dom and ">0/24</text>" in dom  # ports on the link
+    assert "<b>sw-b2</b>: 12 devices" in dom and 'data-room="204"' in dom
+    assert "<script" not in dom
+    # the rest is plain HTML: read as a client would, without another browser start
+    page = _get(f"{url}/where?q=3c:52:82:04:00:0c")
+    assert "lab-204-12 (127.0.4.12, 3c:52:82:04:00:0c) is on sw-b2 port 0/3" in page
+    device = _get(f"{url}/device/lab-204-12")
+    assert 'data-connected="sw-b2"' in device and "inferred from the topology" in device
+    switch = _get(f"{url}/device/sw-b2")
+    assert '<tr><td>0/3</td><td><a href="/device/lab-204-12">lab-204-12</a></td></tr>' in switch
+    assert 'action="/where"' in _get(f"{url}/")
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
 
 
 # --- inferred parents: one email when a closet switch dies -------------------------------
