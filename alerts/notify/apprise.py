@@ -97,6 +97,8 @@ def _view(alert: Alert, kind: str, external_url: str) -> dict[str, Any]:
         "severity": alert.severity, "target": alert.target, "rule": alert.rule,
         "summary": alert.annotations.get("summary") or f"{alert.target} {alert.rule}",
         "description": alert.annotations.get("description", ""),
+        # Added when the notification was queued (alerts.notify.email.alert_annotations).
+        "address": alert.annotations.get("address", ""), "advice": alert.annotations.get("advice", ""),
         "room": alert.labels.get("room", ""), "building": alert.labels.get("building", ""),
         "site": alert.labels.get("site", ""), "labels": alert.labels,
         "since": since, "ends_at": alert.ends_at, "lasted": lasted,
