@@ -226,6 +226,8 @@ class NetmonProcess:
     port: int = field(default_factory=free_tcp_port)
     #: ``--state-file``: the alert state of this instance (default: the config's).
     state_file: Path | None = None
+    #: What must answer 200 before it counts as started (``/-/healthy`` behind basic auth).
+    ready_path: str = "/-/ready"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -250,7 +252,7 @@ class NetmonProcess:
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
             )
         try:
-            wait_until(lambda: http_status(f"{self.url}/-/ready") == 200 or not self.alive,
+            wait_until(lambda: http_status(self.url + self.ready_path) == 200 or not self.alive,
                        timeout, f"{self.name} to become ready")
         except LabError:
             raise LabError(f"{self.name} did not become ready:\n{self.log_tail()}") from None

@@ -200,12 +200,12 @@ def main(argv: list[str] | None = None) -> int:
             DEMO_DIR.mkdir(exist_ok=True)
             config = DEMO_DIR / "netmon.yml"
             (DEMO_DIR / "netmon-alerts.db").unlink(missing_ok=True)  # a fresh start each time
-            config.write_text(demo_config(port, lab_extra, smtp_port=mail.port))
-            print("Pre-filling the history: the last day, four weeks of toner…", flush=True)
-            history_fill.fill(config, now=time.time())
             host, _, listen_port = opts.listen.rpartition(":")
             listen = f"{host}:{listen_port if port_free(host, int(listen_port)) else simlab.free_tcp_port(host)}"
             url = f"http://{listen}"
+            config.write_text(demo_config(port, lab_extra, smtp_port=mail.port, external_url=url))
+            print("Pre-filling the history: the last day, four weeks of toner…", flush=True)
+            history_fill.fill(config, now=time.time())
             print(f"\n$ netmon run -c {config.relative_to(simlab.PROJECT_ROOT)} --listen {listen}",
                   flush=True)
             daemon = subprocess.Popen([*netmon_exe(), "run", "-c", str(config), "--listen", listen])

@@ -16,7 +16,9 @@ Routes (aiohttp)::
                              JSON: a target's stored series (its catalog without metric)
     GET  /api/availability?since=30d&by=device|room|role
                              JSON: availability rows and recent outages (monitor.web.status)
-    GET  /api/alerts         JSON: pending, firing and recently resolved alerts
+    GET  /api/alerts         JSON: pending, firing and recently resolved alerts (with ack)
+    POST /actions/ack, /actions/silence; GET+POST /ack/{token}: acknowledge and silence
+                             from the page and from emails (monitor.web.actions)
     GET  /                   the status page; /device/{name}: one device (monitor.web.status)
 
 TLS and basic auth come from a web-config file in the format of Prometheus's
@@ -73,11 +75,12 @@ import yaml
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from alerts.ack import alert_json
 from monitor import memory
 from monitor.config import ConfigFileError, ConfigProblem, InventoryTarget
 from monitor.exporter import RenderCache, render, render_chunks
 from monitor.store.results import ResultStore
-from monitor.web import status
+from monitor.web import actions, status
 from monitor.web import topology as topology_pages
 from monitor.web.ratelimit import FailureLimiter, client_network, retry_after
 from probes.errors import ConfigError
@@ -513,6 +516,7 @@ def create_app(
     auth = BasicAuth(web_config.users) if web_config is not None and web_config.users else None
     if auth is not None:
         middlewares.append(_auth_middleware(auth))
+    middlewares.append(actions.middleware)
     app = web.Application(middlewares=middlewares)
     if auth is not None:
         app[AUTH] = auth
@@ -529,6 +533,7 @@ def create_app(
     app.router.add_get("/api/targets/{name}", _target)
     app.router.add_get("/api/alerts", _alerts)
     status.add_routes(app, backend)  # the status page: / and /device/{name}
+    actions.add_routes(app, backend, app[status.STATUS_ENV])  # its buttons, email links
     topology_pages.add_routes(app)  # /map, /where and the device pages' topology lines
     return app
 
@@ -583,8 +588,11 @@ def _auth_middleware(auth: BasicAuth) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/-/healthy":
             return await handler(request)
-        verdict = await auth.verify(request.headers.get("Authorization"), request.remote)
+        header = request.headers.get("Authorization")
+        verdict = await auth.verify(header, request.remote)
         if verdict.ok:
+            credentials = _credentials(header or "")
+            request[actions.USER] = credentials[0] if credentials else ""
             return await handler(request)
         if verdict.retry_after is not None:
             wait = retry_after(verdict.retry_after)
@@ -816,7 +824,7 @@ async def _alerts(request: web.Request) -> web.Response:
     service = getattr(request.app[BACKEND], "alerts", None)
     if service is None:
         return web.json_response({"error": "alerting is not running"}, status=503)
-    return web.json_response([a.to_json() for a in service.alerts()])
+    return web.json_response([alert_json(a) for a in service.alerts()])
 
 
 def _latest_by_target(store: ResultStore) -> dict[str, dict[str, dict[str, Any]]]:

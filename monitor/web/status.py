@@ -38,6 +38,8 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from alerts.ack import ack_of
+from alerts.advice import MEANINGS
 from alerts.model import Alert, AlertState, Suppression
 from monitor.config import InventoryTarget
 from monitor.store.availability import CLASSES as AVAILABILITY_CLASSES
@@ -61,7 +63,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 #: Seconds between the page's automatic reloads.
 REFRESH_SECONDS = 30
 #: Defence in depth behind autoescaping: the page needs no script, frame or plugin.
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'"
 #: Interface types counted as switch ports (IANAifType names as the interfaces module
 #: reports them); VLANs, loopbacks, LAGs and tunnels are not ports.
 PORT_TYPES = frozenset({"ethernetCsmacd", "fastEther", "fastEtherFX", "gigabitEthernet"})
@@ -86,30 +88,6 @@ STATE_WORDS = {State.ATTENTION.value: "needs attention"}
 #: States of a device that answers its probes.
 ANSWERING = frozenset({State.UP, State.ATTENTION})
 
-
-#: What a failed probe status means and what to check, for the device page.
-MEANINGS: dict[Status, str] = {
-    Status.OK: "",
-    Status.PARTIAL: "Some data arrived and some did not. Check the explanation for what "
-    "was missing; a busy device or a lossy link can cause it.",
-    Status.TIMEOUT: "Nothing answered in time. Check that the device is powered on and "
-    "plugged in, its switch port is up, and no firewall drops the traffic.",
-    Status.UNREACHABLE: "The network reports no route to the device. Check the address, "
-    "the VLAN and the router or switch in between.",
-    Status.REFUSED: "The device answered but refused the connection: the service is not "
-    "running or listens on another port.",
-    Status.DNS_ERROR: "The name could not be resolved. Check the DNS record or use an "
-    "address in the inventory.",
-    Status.AUTH_ERROR: "The device rejected netmon's credentials. Check that the SNMP "
-    "community or SNMPv3 user, protocols and passwords match the device.",
-    Status.PROTOCOL_ERROR: "The device answered with something netmon cannot read. Check "
-    "the port and the SNMP version configured for it.",
-    Status.PERMISSION_ERROR: "netmon lacks a privilege it needs (for ICMP: CAP_NET_RAW or "
-    "net.ipv4.ping_group_range). See the README, 'ICMP without root'.",
-    Status.CONFIG_ERROR: "netmon's settings for this probe are unusable. Run "
-    "`netmon check-config`.",
-    Status.ERROR: "A bug in netmon: the probe crashed. The log has the traceback.",
-}
 
 ROLE_TITLES = {
     "switch": "Switches", "printer": "Printers", "server": "Servers", "ups": "UPS",
@@ -209,6 +187,10 @@ class AlertView:
     summary: str
     since: str
     suppressed_reason: str
+    #: For the acknowledge and silence buttons (monitor/web/actions.py).
+    fingerprint: str = ""
+    #: "alice 5 min ago: on my way" once someone acknowledged it, else "".
+    ack: str = ""
 
 
 @dataclass
@@ -521,7 +503,16 @@ def alert_view(alert: Alert, now: float) -> AlertView:
         state=alert.state.value, summary=alert.annotations.get("summary", alert.rule),
         since=f"for {human_age(now - since)}" if since else "",
         suppressed_reason=alert.suppressed_reason if alert.suppressed else "",
+        fingerprint=alert.fingerprint, ack=_ack_words(alert, now),
     )  # fmt: skip
+
+
+def _ack_words(alert: Alert, now: float) -> str:
+    found = ack_of(alert)
+    if found is None:
+        return ""
+    return f"{found.author} {human_age(now - found.acked_at)} ago" + (
+        f": {found.comment}" if found.comment else "")
 
 
 def apply_alerts(devices: Mapping[str, DeviceView], alerts: Sequence[Alert], now: float) -> None:

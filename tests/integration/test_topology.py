@@ -106,6 +106,11 @@ def test_where_and_inferred_parents_end_to_end(school_agent: simlab.Agent, tmp_p
                    for lbl, _ in metrics(nm).get("netmon_interface_uplink", [])}  # fmt: skip
         assert {("sw-core", "25", "sw-b1"), ("sw-core", "26", "sw-b2"), ("sw-b2", "24", "sw-core")} <= uplinks
         _check_map_in_chromium(nm.url, tmp_path)
+        # the inferred parents written into the config: from then on they are the config's
+        wrote = nm.cli("topology", "suggest-parents", "--write")
+        assert wrote.returncode == 0 and "group lab-204: parent sw-b2" in wrote.stdout, wrote.stderr
+        rows = {r["name"]: r for r in json.loads(nm.cli("inventory", "list", "--json").stdout)}
+        assert (rows["lab-204-12"]["parent"], rows["lab-204-12"]["parent_source"]) == ("sw-b2", "config")
     finally:
         nm.stop()
         print(nm.log_tail())

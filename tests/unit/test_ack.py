@@ -7,13 +7,16 @@ import os
 import sqlite3
 import stat
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from alerts import ack
 from alerts.db import StateStore, open_db
 from alerts.engine import AlertEngine, EngineSettings
+from monitor.web import actions
 from tests.unit.test_notify_dispatch import RESOLVED, Harness, kinds, make_alert, settings
 
 SECRET = b"s" * 32
@@ -132,3 +135,18 @@ def test_acks_made_in_a_shell_while_the_file_was_faulty_are_kept(tmp_path: Path)
     assert store.ok
     assert a.fingerprint in store.read(lambda conn: ack.current_acks(conn, [a]))
     store.close()
+
+
+@pytest.mark.parametrize(("local", "expected", "words"), [
+    ("2026-12-03 16:30", "2026-12-04 07:00", "until tomorrow 07:00"),
+    ("2026-12-04 02:10", "2026-12-04 07:00", "until today 07:00"),
+    ("2026-12-04 07:00", "2026-12-05 07:00", "until tomorrow 07:00"),
+    ("2026-03-28 20:00", "2026-03-29 07:00", "until tomorrow 07:00"),  # clocks go forward
+])
+def test_silence_until_the_morning_in_the_schedules_zone(local: str, expected: str, words: str) -> None:
+    zone = ZoneInfo("Europe/London")
+    now = datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=zone).timestamp()
+    morning = actions._next_morning(now, zone)
+    assert morning.strftime("%Y-%m-%d %H:%M") == expected and morning.tzinfo is zone
+    assert actions._morning_words(now, zone) == words
+    assert actions._next_morning(now, None).astimezone().hour == 7  # the server's zone

@@ -117,3 +117,43 @@ def test_a_broken_file_is_ignored(targets: list[InventoryTarget], tmp_path: Path
     topo = Topology(path)
     topo.set_inventory(targets)
     assert topo.inferred_parents() == {}
+
+
+def test_suggest_parents_writes_them_into_the_text_keeping_comments(
+    targets: list[InventoryTarget], tmp_path: Path
+) -> None:
+    from monitor.cli.topology import parent_edits
+
+    topo = _model(targets)
+    text = demo_config(snmp_port=1161).replace(
+        "groups:\n", "groups:\n# the school's groups (a comment to keep)\n", 1)
+    text = text.replace("- name: printers\n", "- name: printers  # by the library\n", 1)
+    path = tmp_path / "netmon.yml"
+    path.write_text(text)
+    cfg = load_config(path)
+    new, done = parent_edits(text, cfg, topo.inferred_parents())
+    assert ("group lab-204", "sw-b2") in done and ("group servers", "sw-core") in done
+    assert ("group printers", "sw-b1") in done
+    assert ("sw-b1", "sw-core") in done  # the network group: sw-core has none, so per target
+    assert "# the school's groups (a comment to keep)\n" in new and "printers  # by the library\n" in new
+    path.write_text(new)
+    written = {t.name: t for t in resolve_targets(load_config(path))}
+    inferred = topo.inferred_parents()
+    for name, t in written.items():
+        if name in inferred and name != "lab-205-pc1":
+            assert t.parent == inferred[name], name
+    assert parent_edits(new, load_config(path), inferred)[1] == []  # nothing left to write
+
+
+def test_suggest_parents_in_flow_style(tmp_path: Path) -> None:
+    from monitor.cli.topology import parent_edits
+
+    text = ("groups:\n  - {name: lab, role: lab, probes: [icmp], targets: "
+            "[{name: a, address: 127.0.0.5}, {name: b, address: 127.0.0.6}]}  # flow\n")  # fmt: skip
+    path = tmp_path / "netmon.yml"
+    path.write_text(text)
+    cfg = load_config(path)
+    apart, _ = parent_edits(text, cfg, {"a": "sw1", "b": "sw2"})
+    assert "{name: a, address: 127.0.0.5, parent: sw1}, {name: b, address: 127.0.0.6, parent: sw2}" in apart
+    together, done = parent_edits(text, cfg, {"a": "sw1", "b": "sw1"})
+    assert together.endswith("], parent: sw1}  # flow\n") and done == [("group lab", "sw1")]
