@@ -174,7 +174,7 @@ def line_chart(
         f'data-low="0" data-high="{top!r}">'
         f'<title id="{ident}-t">{escape(title)}</title><desc id="{ident}-d">{escape(summary)}</desc>'
         f"{''.join(shapes)}</svg>"
-        f'<div class="axis"><span>{escape(when(since))}</span><span>{escape(when(until))}</span></div>'
+        f'<div class="axis"><span>{escape(human_age(until - since))} ago</span><span>now</span></div>'
         f"{legend}"
         f"{figures_table(lines, since, until, unit, when)}</figure>"
     )
@@ -234,25 +234,35 @@ def figures_table(
 
 
 def _clock_for(span: float) -> Callable[[float], str]:
-    """Times as the span needs them: "14:05" within two days, else "3 Dec"."""
-    fmt = "%H:%M" if span <= 2 * 86400 else "%d %b %H:%M"
+    """Times as the span needs them: "14:05" within 12 hours, "Tue 14:05" within two
+    days, else "03 Dec 14:05"."""
+    fmt = "%H:%M" if span <= 43200 else "%a %H:%M" if span <= 2 * 86400 else "%d %b %H:%M"
     return lambda t: time.strftime(fmt, time.localtime(t))
 
 
-def availability_bar(key: str, title: str, seconds: Mapping[str, float]) -> Markup:
+def availability_bar(
+    key: str, title: str, seconds: Mapping[str, float], devices: int = 1
+) -> Markup:
     """One window's availability as a stacked bar of :data:`KINDS` (up, down,
     maintenance, outside the schedule, unknown: the classes of
-    :mod:`monitor.store.availability`) with the ratio up / (up + down)."""
+    :mod:`monitor.store.availability`) with the ratio up / (up + down). A room's
+    ``seconds`` are device-seconds of its ``devices``; the words say so."""
     total = sum(max(0.0, seconds.get(kind, 0.0)) for kind, _, _ in KINDS)
     up, down = seconds.get("up", 0.0), seconds.get("down", 0.0)
-    ratio = up / (up + down) if up + down > 0 else None
-    headline = "no data" if ratio is None else f"{percent(ratio)} available"
+    unknown = seconds.get("unknown", 0.0)
     words = [
         f"{human_age(seconds[kind])} {word}"
         for kind, _, word in KINDS
         if seconds.get(kind, 0.0) > 0
     ]
-    summary = f"{title}: {headline}" + (f" ({', '.join(words)})" if words else "")
+    if up + down > 0:
+        headline = f"{percent(up / (up + down))} available"
+        known = f" of {human_age((total - unknown) / devices)} recorded" if unknown > 0 else ""
+    else:  # only maintenance, outside the schedule or unknown: nothing to count
+        headline = "not counted"
+        known = ": " + ", ".join(w for w in words if not w.endswith(KINDS[-1][2])) if words else ""
+    across = f" across {devices} devices" if devices > 1 else ""
+    summary = f"{title}: {headline}{across}" + (f" ({', '.join(words)})" if words else "")
     ident = escape(f"avail-{key}")
     rects, x = [], 0.0
     for kind, colour, _ in KINDS:
@@ -267,7 +277,7 @@ def availability_bar(key: str, title: str, seconds: Mapping[str, float]) -> Mark
         x += share * WIDTH
     return Markup(
         f'<div class="avail" id="{ident}"><span class="avail-title">{escape(title)}</span> '
-        f'<b class="avail-ratio">{escape(headline)}</b>'
+        f'<b class="avail-ratio">{escape(headline)}</b><span class="muted">{escape(known)}</span>'
         f'<svg viewBox="0 0 {WIDTH:g} 10" preserveAspectRatio="none" role="img" '
         f'aria-labelledby="{ident}-t"><title id="{ident}-t">{escape(summary)}</title>'
         f'{"".join(rects)}</svg><span class="vh">{escape(summary)}</span></div>'

@@ -512,7 +512,8 @@ def _ack_words(alert: Alert, now: float) -> str:
     if found is None:
         return ""
     return f"{found.author} {human_age(now - found.acked_at)} ago" + (
-        f": {found.comment}" if found.comment else "")
+        f": {found.comment}" if found.comment else ""
+    )
 
 
 def apply_alerts(devices: Mapping[str, DeviceView], alerts: Sequence[Alert], now: float) -> None:
@@ -711,7 +712,7 @@ class Trends:
             row = self.cache.rows(self, by, seconds).get(key)
             if row is not None and row.unknown < seconds * row.devices:  # something known
                 figures = {name: getattr(row, name) for name in AVAILABILITY_CLASSES}
-                out.append(charts.availability_bar(f"{ident}-{n}", words, figures))
+                out.append(charts.availability_bar(f"{ident}-{n}", words, figures, row.devices))
         return out
 
     def room_of(self, name: str) -> str:

@@ -25,15 +25,16 @@ def _finite(value: Any) -> float | None:
 
 
 def human_age(seconds: float) -> str:
-    """``"40 s"``, ``"12 min"``, ``"3 h 5 min"``, ``"2 d 4 h"`` (negative counts as 0)."""
+    """``"40 s"``, ``"12 min"``, ``"3 h 5 min"``, ``"2 d 4 h"``, ``"1 d"`` (no zero
+    second part; negative counts as 0)."""
     s = max(0, int(seconds))
     if s < 60:
         return f"{s} s"
     if s < 3600:
         return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+    big, small = (s // 3600, s % 3600 // 60) if s < 86400 else (s // 86400, s % 86400 // 3600)
+    units = ("h", "min") if s < 86400 else ("d", "h")
+    return f"{big} {units[0]} {small} {units[1]}" if small else f"{big} {units[0]}"
 
 
 def ago(seconds: float) -> str:

@@ -136,7 +136,20 @@ def test_availability_bar() -> None:
     assert words == ("<b>lab</b> · 24 h: 99.5 % available (22 h 13 min up, 6 min down, "
                      "16 min maintenance, 1 h 23 min unknown (netmon not running))")  # fmt: skip
     assert "<b>lab" not in markup
-    assert "no data" in charts.availability_bar("e", "empty", {"unknown": 60.0})
+    assert "not counted</b>" in charts.availability_bar("e", "empty", {"unknown": 60.0})
+    # Only excused time: nothing is up or down, the bar says what it was instead.
+    bar = parse(charts.availability_bar("m", "24 h", {"maintenance": 7200.0, "unknown": 60.0}))
+    assert (bar.findtext(".//b"), bar.findtext(".//span[@class='muted']")) == (
+        "not counted", ": 2 h maintenance"
+    )  # fmt: skip
+    # A room adds up device-seconds: three PCs for a day, one of them down for an hour.
+    room = {"up": 3 * 86400.0 - 3600, "down": 3600.0, "unknown": 3 * 3600.0}
+    bar = parse(charts.availability_bar("r", "24 h", room, devices=3))
+    assert bar.findtext(".//b") == "98.6 % available"
+    assert bar.findtext(".//span[@class='muted']") == " of 1 d recorded"
+    assert bar.findtext(".//span[@class='vh']", "").startswith(
+        "24 h: 98.6 % available across 3 devices"
+    )
 
 
 @pytest.mark.parametrize(

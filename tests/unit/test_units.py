@@ -40,7 +40,7 @@ def test_per_minute(per_second: Any, expected: str) -> None:
 @pytest.mark.parametrize(
     ("seconds", "expected"),
     [(2, "just now"), (40, "40 s ago"), (180, "3 min ago"), (3 * 3600 + 300, "3 h 5 min ago"),
-     (2 * 86400 + 4 * 3600, "2 d 4 h ago")],
+     (2 * 86400 + 4 * 3600, "2 d 4 h ago"), (3600, "1 h ago"), (86400 + 59, "1 d ago")],
 )  # fmt: skip
 def test_ago(seconds: float, expected: str) -> None:
     assert units.ago(seconds) == expected
