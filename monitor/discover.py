@@ -38,6 +38,7 @@ from probes.errors import ConfigError, IcmpPermissionError
 from probes.registry import run_probe
 from probes.snmp.client import SnmpEndpoint
 from probes.snmp.credentials import SnmpCredentials
+from probes.snmp.modules import topology as lldp
 from probes.snmp.types import OID, Value
 from probes.target import Target
 from probes.tcp import TcpSettings
@@ -127,6 +128,9 @@ class Discovery:
     scanned: int
     devices: list[Device] = field(default_factory=list)
     icmp_mode: str = ""
+    #: LLDP/CDP neighbours of the switches found whose management address is outside
+    #: ``network``: suggestions for another sweep (address, name, seen_from, port).
+    neighbours: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- input ------------------------------------------------------------------------------
@@ -281,7 +285,30 @@ async def discover(
     ordered = sorted(up, key=lambda a: ipaddress.ip_address(a))
     await _pool(ordered, settings.device_concurrency, identify)
     result.devices = [found[a] for a in ordered]
+    creds = {c.name: c.credentials for c in credential_sets}
+    for dev in result.devices:
+        if dev.role == "switch" and dev.credentials in creds:
+            for link in await switch_neighbours(ctx, dev.address, creds[dev.credentials], settings):
+                address = link["remote_address"]
+                if address and address not in found and ipaddress.ip_address(address) not in network:
+                    result.neighbours.append({"address": address, "name": link["remote_name"],
+                                              "seen_from": dev.address, "port": link["port"]})  # fmt: skip
     return result
+
+
+#: What the neighbour suggestions read of a switch: LLDP and CDP tables, port names.
+NEIGHBOUR_WALKS = (lldp.LLDP_REM, lldp.LLDP_REM_MAN_ADDR, lldp.LLDP_LOC_PORT, lldp.CDP_CACHE,
+                   lldp.IFX_ENTRY + (1,))  # fmt: skip
+
+
+async def switch_neighbours(
+    ctx: ProbeContext, address: str, creds: SnmpCredentials, settings: DiscoverSettings
+) -> list[dict[str, Any]]:
+    """A switch's LLDP/CDP neighbours, as the topology module reads them."""
+    walked: dict[OID, Value] = {}
+    for base in NEIGHBOUR_WALKS:
+        walked.update((await ctx.snmp.walk(_endpoint(address, creds, settings), base)).rows)
+    return lldp.convert(walked).records.get("links", [])
 
 
 # --- inventory --------------------------------------------------------------------------

@@ -207,6 +207,10 @@ def _output(opts: argparse.Namespace, discovery: Discovery, cfg: NetmonConfig | 
         + f"; {new} new, {len(discovery.devices) - new} already in the inventory"
     )
     print(summary, file=sys.stderr)
+    for n in discovery.neighbours:  # LLDP/CDP neighbours of its switches, outside the range
+        print(f"suggestion: {n['address']} ({n['name'] or 'no name'}) is a neighbour of "
+              f"{n['seen_from']} port {n['port']}, outside {discovery.network}: "
+              f"netmon discover {n['address']}/32 ...", file=sys.stderr)  # fmt: skip
     if opts.format == "file_sd":
         body = json.dumps(file_sd_groups(entries), indent=2) + "\n"
         return _write(opts.output, body, None) if opts.write else _print(body)

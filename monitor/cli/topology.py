@@ -52,7 +52,7 @@ def _where(opts: argparse.Namespace) -> int:
         print(json.dumps(found.to_json(), indent=2))
     else:
         print(sentence(found))
-    return EXIT_OK
+    return EXIT_OK if found.place is not None else EXIT_PROBLEM  # known, not located yet
 
 
 # --- netmon topology suggest-parents ---------------------------------------------------

@@ -111,6 +111,20 @@ def tour(snmp_port: int, lab_extra: list[str]) -> None:
          "--critical", "supply=5"], community=printer.recording)
 
 
+def where_tour(config: Path, wait: float = 90.0) -> None:
+    """``netmon where`` and the map, once netmon has read the switches' topology."""
+    where = [*netmon_exe(), "where", "lab-204-12", "-c", str(config)]
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if subprocess.run(where, check=False, capture_output=True).returncode == 0:
+            break
+        time.sleep(2)
+    run("Which switch port is lab-204-12 on? (learnt from LLDP, forwarding tables, ARP)",
+        ["where", "lab-204-12", "-c", str(config)])
+    run("The parents netmon inferred (no parent: line in the config)",
+        ["topology", "suggest-parents", "-c", str(config)])
+
+
 def port_free(host: str, port: int) -> bool:
     if port == 0:
         return False
@@ -221,10 +235,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {url}/api/targets                  the same as JSON, with explanations\n"
                 f"  {url}/probe?target=library-mfp     one device, probed now\n"
                 f"  {url}/api/alerts                   pending and firing alerts\n"
+                f"  {url}/map                          the network map: switches, links, who is where\n"
+                f"  netmon where lab-204-12 -c {config}   which switch port a PC is on\n"
+                f"    (the switches' topology is read every minute in the demo)\n"
                 f"  the inventory it runs on:  {config}\n"
                 f"  alert emails (mail catcher on 127.0.0.1:{mail.port}):  {mail.directory}/",
                 highlight=False, soft_wrap=True,
             )
+            if opts.tour:
+                where_tour(config)
             if opts.once:
                 return 0
             print("Press Ctrl-C to stop netmon and the simulated network.", flush=True)

@@ -222,3 +222,18 @@ def test_closet_switch_down_one_email_with_inferred_parents(tmp_path: Path) -> N
             finally:
                 nm.stop()
                 print(nm.log_tail())
+
+
+async def test_discover_suggests_lldp_neighbours_outside_the_range(school_agent: simlab.Agent) -> None:
+    from monitor.discover import CredentialSet, DiscoverSettings, discover, parse_network
+    from probes.context import ProbeContext
+    from probes.snmp.credentials import community
+
+    sets = [CredentialSet("core", community("topology/switch/sw-core"))]
+    settings = DiscoverSettings(snmp_port=school_agent.port, icmp_timeout=1.0, snmp_timeout=1.0)
+    async with ProbeContext() as ctx:
+        found = await discover(parse_network("127.0.1.1/32"), sets, settings, ctx)
+    assert [d.role for d in found.devices] == ["switch"]
+    assert {(n["address"], n["name"], n["port"]) for n in found.neighbours} == {
+        ("127.0.1.20", "sw-b1", "eth1/0/25"), ("127.0.1.21", "sw-b2", "eth1/0/26"),
+        ("127.0.1.2", "<private>", "eth1/0/27")}  # fmt: skip
