@@ -55,7 +55,7 @@ def add_commands(commands: Any) -> None:
                             help="the alert state file, when `netmon run` was given one (default: alerts.state_file)")  # fmt: skip
 
     alerts = commands.add_parser(
-        "alerts", help="list alerts, send test notifications, export Prometheus rules",
+        "alerts", help="list and acknowledge alerts, send test notifications, export Prometheus rules",
         description="Alerts: what is pending/firing/suppressed, test notifications, rule export.",
         epilog=EXAMPLES, formatter_class=fmt,
     )  # fmt: skip
@@ -273,45 +273,45 @@ def _chosen(opts: argparse.Namespace, alerts: list[Any], command: str) -> list[A
     return chosen
 
 
-@_with_config
-def alerts_ack(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
-    from alerts.ack import acknowledge
+def _change_acks(opts: argparse.Namespace, section: Any, base_dir: Path, command: str,
+                 change: Any, words: tuple[str, str]) -> int:
+    """``alerts ack`` / ``unack``: ``change(conn, chosen)`` returns the alerts it changed;
+    each chosen alert is printed with ``words[0]`` (changed) or ``words[1]`` (was so)."""
     from alerts.db import open_db
     from alerts.engine import read_alerts
 
     conn = open_db(state_file(section, base_dir))
     try:
-        chosen = _chosen(opts, read_alerts(conn), "ack")
+        chosen = _chosen(opts, read_alerts(conn), command)
         if chosen is None:
             return EXIT_PROBLEM
-        done = acknowledge(conn, chosen, author=opts.author or getpass.getuser(),
-                           comment=opts.comment, via="cli", now=time.time())
+        done = change(conn, chosen)
     finally:
         conn.close()
     for a in chosen:
-        note = "acknowledged" if a in done else "already acknowledged"
+        note = words[0] if a in done else words[1]
         print(f"{a.fingerprint[:8]} {note}: {a.annotations.get('summary') or a.rule}")
     return EXIT_OK
+
+
+@_with_config
+def alerts_ack(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
+    from alerts.ack import acknowledge
+
+    def change(conn: Any, chosen: list[Any]) -> list[Any]:
+        return acknowledge(conn, chosen, author=opts.author or getpass.getuser(),
+                           comment=opts.comment, via="cli", now=time.time())
+
+    return _change_acks(opts, section, base_dir, "ack", change,
+                        ("acknowledged", "already acknowledged"))
 
 
 @_with_config
 def alerts_unack(opts: argparse.Namespace, section: Any, base_dir: Path) -> int:
     from alerts.ack import unacknowledge
-    from alerts.db import open_db
-    from alerts.engine import read_alerts
 
-    conn = open_db(state_file(section, base_dir))
-    try:
-        chosen = _chosen(opts, read_alerts(conn), "unack")
-        if chosen is None:
-            return EXIT_PROBLEM
-        done = unacknowledge(conn, chosen)
-    finally:
-        conn.close()
-    for a in chosen:
-        note = "no longer acknowledged" if a in done else "was not acknowledged"
-        print(f"{a.fingerprint[:8]} {note}: {a.annotations.get('summary') or a.rule}")
-    return EXIT_OK
+    return _change_acks(opts, section, base_dir, "unack", unacknowledge,
+                        ("no longer acknowledged", "was not acknowledged"))
 
 
 @_with_secrets
