@@ -103,8 +103,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import fast_agent
 from monitor.config import load_config, resolve_targets
-from monitor.demo import simlab, store
+from monitor.demo import simlab
 from monitor.scheduler import _EPOCH, plan_jobs
+from monitor.store import results as store
 
 RESULTS = REPO / "benchmarks" / "results"
 NETMON = REPO / ".venv" / "bin" / "netmon"
@@ -610,9 +611,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ))  # fmt: skip
             agent_pids = [a.process.pid for a in agents]
         config = workdir / "netmon.yml"
-        config.write_text(
-            yaml.safe_dump(inventory(args.icmp, devices, args.interval, port), sort_keys=False)
-        )
+        doc = inventory(args.icmp, devices, args.interval, port)
+        doc["history"] = {"enabled": getattr(args, "history", "on") == "on"}
+        config.write_text(yaml.safe_dump(doc, sort_keys=False))
         n_jobs = Counter(j.probe for j in plan_jobs(resolve_targets(load_config(config))))
         print(
             f"inventory: {args.icmp} ICMP-only + {args.snmp} SNMP targets -> jobs {dict(n_jobs)}",
@@ -714,6 +715,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "params": {"icmp_targets": args.icmp, "snmp_targets": args.snmp, "interval_s": args.interval,
                        "duration_s": args.duration, "soak_s": args.soak or None,
                        "agent": args.agent, "snmp_agents": len(agent_pids),
+                       "history": getattr(args, "history", "on"),
                        "scrape_every_s": args.scrape_every, "agent_selftest": args.selftest_result,
                        "snmp_recordings": sorted({r for _, _, r in devices})},
             "jobs": dict(n_jobs),
@@ -756,6 +758,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "timeline": [(round(r.at - t_spawn, 1), round(r.cpu, 2), round(r.rss_kb / 1024, 1), r.fds, r.threads)
                          for r in sampler.rows[::5]],
         }  # fmt: skip
+        if args.keep:
+            result["workdir"] = str(workdir)  # the config, netmon.log, the history file
         return result
     finally:
         if sampler is not None:
@@ -989,6 +993,8 @@ def main() -> int:
         help="what serves the SNMP devices: benchmarks/fast_agent.py (default) or snmpsim",
     )
     parser.add_argument("--agents", type=int, default=2, help="agent processes (default 2)")
+    parser.add_argument("--history", choices=("on", "off"), default="on",
+                        help="the embedded history store (history.enabled; default on)")  # fmt: skip
     parser.add_argument(
         "--no-selftest",
         action="store_true",

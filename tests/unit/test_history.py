@@ -339,3 +339,34 @@ def test_size_bound_and_retention_after_a_million_inserts(tmp_path: Path) -> Non
                              since=last - 60, step=0)[0].points[-1].t == last  # fmt: skip
     finally:
         reader.close()
+
+
+def test_config_history_section_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    from monitor.config import ConfigFileError, load_config
+
+    path = tmp_path / "netmon.yml"
+    path.write_text(
+        "groups: []\nhistory:\n  max_size: lots\n  retention: {raw: 1m}\n  colour: red\n"
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith(f"{path}:3: history.max_size") and "size" in p for p in problems), (
+        problems
+    )
+    assert any(":4: history.retention" in p and "10m" in p for p in problems), problems
+    assert any(":5: history.colour" in p for p in problems), problems
+
+
+def test_history_path_follows_the_state_file(tmp_path: Path) -> None:
+    from monitor.store.history import history_path
+
+    state = tmp_path / "netmon-alerts.shard1of3.db"
+    assert (
+        history_path(HistorySettings(), tmp_path, state) == tmp_path / "netmon-history.shard1of3.db"
+    )
+    assert (
+        history_path(HistorySettings(), tmp_path, tmp_path / "a.sqlite").name == "a-history.sqlite"
+    )
+    own = HistorySettings(path="h/hist.db")
+    assert history_path(own, tmp_path, state, (0, 2)) == tmp_path / "h" / "hist.shard0of2.db"
