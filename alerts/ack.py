@@ -113,13 +113,21 @@ def current_acks(conn: sqlite3.Connection, alerts: Iterable[Alert]) -> dict[str,
         rows = conn.execute("SELECT * FROM alert_acks").fetchall()
     except sqlite3.OperationalError:  # no table yet: nobody acknowledged anything
         return {}
-    by_key = {(r["fingerprint"], r["active_since"]): r for r in rows}
+    if not rows:  # the usual case, checked every second: no walk over the alerts
+        return {}
+    by_fp: dict[str, list[sqlite3.Row]] = {}
+    for r in rows:
+        by_fp.setdefault(r["fingerprint"], []).append(r)
     found = {}
     for a in alerts:
-        row = by_key.get((a.fingerprint, episode(a))) if a.is_active else None
-        if row is not None:
-            found[a.fingerprint] = Ack(row["fingerprint"], row["active_since"], row["author"],
-                                       row["comment"], row["acked_at"], row["via"])
+        mine = by_fp.get(a.fingerprint)
+        if mine is None or not a.is_active:
+            continue
+        since = episode(a)
+        for row in mine:
+            if row["active_since"] == since:
+                found[a.fingerprint] = Ack(row["fingerprint"], since, row["author"],
+                                           row["comment"], row["acked_at"], row["via"])
     return found
 
 
