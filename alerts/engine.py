@@ -62,7 +62,7 @@ from alerts.model import (
     Suppression,
     fingerprint,
 )
-from alerts.schedule import Schedule, is_expected_online
+from alerts.schedule import Schedule, is_expected_online, next_change
 from alerts.silences import (
     SILENCE_SCHEMA,
     Matcher,
@@ -82,6 +82,7 @@ RESOLVED_RETENTION = 3600.0
 DEFAULT_STATE_FILE = "netmon-alerts.db"
 _ACTIVE = (AlertState.PENDING, AlertState.FIRING)
 _MAX_DEPTH = 32
+_NEVER = float("-inf")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS alerts (
@@ -246,6 +247,52 @@ class AlertEngine:
         at = self.clock() if now is None else now
         self._silences = self.store.read(lambda conn: list_silences(conn, now=at))
         return self._settle(at, self._snapshot())
+
+    def next_due(self, now: float) -> float:
+        """The earliest time after ``now`` at which a :meth:`tick` without any new
+        observation may change an alert's state or suppression (``inf``: none). A virtual
+        clock (:mod:`alerts.replay`) skips the ticks before it; schedules matter at their
+        edges while a scheduled target has a reachability alert. (Resolved alerts are
+        forgotten at the first tick after :data:`RESOLVED_RETENTION`, whenever it is.)"""
+        due = [t + self.settings.flapping.window for flips in self._flips.values() for t in flips[:1]]
+        wait = self.settings.parent_wait
+        scheduled: set[str] = set()
+        for inst in self._instances.values():
+            a = inst.alert
+            if a.state not in _ACTIVE or a.active_since is None:
+                continue
+            if a.state is AlertState.PENDING:
+                due += [a.active_since + inst.for_seconds, a.active_since + inst.for_seconds + wait]
+            if inst.reachability:
+                due += [self._up_since[p] + wait for p in self._ancestors(a.target)
+                        if p in self._up_since]  # fmt: skip
+                info = self._targets.get(a.target)
+                if info is not None and info.expected_online in self.schedules:
+                    scheduled.add(info.expected_online)
+        due += [next_change(self.schedules[name], now, base_dir=self.base_dir) for name in scheduled]
+        due += [t for s in self._silences for t in (s.starts_at, s.ends_at)]
+        return min((t for t in due if t > now), default=float("inf"))
+
+    def watching(self, now: float) -> set[str]:
+        """Targets whose next observation may change a parent verdict even when their
+        conditions stay the same: ancestors not observed since a reachability alert of
+        a descendant became active, and targets not observed since their parent came
+        back (see the module docstring). Observations of other targets with unchanged
+        conditions change nothing (:mod:`alerts.replay` skips them)."""
+        found: set[str] = set()
+        wait = self.settings.parent_wait
+        for inst in self._instances.values():
+            a = inst.alert
+            if not inst.reachability or a.state not in _ACTIVE:
+                continue
+            chain = self._ancestors(a.target)
+            since = a.active_since or now
+            if now - since < inst.for_seconds + wait:
+                found.update(p for p in chain if self._observed.get(p, _NEVER) < since)
+            seen = self._observed.get(a.target, _NEVER)
+            if any(seen < self._up_since.get(p, _NEVER) > now - wait for p in chain):
+                found.add(a.target)
+        return found
 
     def alerts(self) -> list[Alert]:
         """Pending, firing and resolved (kept :data:`RESOLVED_RETENTION`) alerts, copies."""

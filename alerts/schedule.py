@@ -151,6 +151,26 @@ def is_expected_online(schedule: Schedule, when: datetime | float, *, base_dir: 
     return False
 
 
+def next_change(schedule: Schedule, after: float, *, base_dir: Path) -> float:
+    """A time after ``after`` by which :func:`is_expected_online` may next change: the
+    next window edge or midnight in the schedule's zone, or an iCalendar event's start
+    or end (the alert replay ticks only then)."""
+    local = datetime.fromtimestamp(after, _zone(schedule))
+    zone = local.tzinfo if local.tzinfo is not None else local.astimezone().tzinfo
+    edges = {0} | {m for window in _windows(schedule.hours) for m in window}
+    found = [
+        (datetime.combine(local.date() + timedelta(days=d), time(), zone)
+         + timedelta(minutes=m)).timestamp()
+        for d in (0, 1)
+        for m in edges
+    ]  # fmt: skip
+    if schedule.ical:
+        for d in (0, 1):
+            day = _ical_day(base_dir / schedule.ical, local.date() + timedelta(days=d), zone)
+            found += [t for span in day.timed for t in span]
+    return min(t for t in found if t > after)
+
+
 def _day_on(schedule: Schedule, day: date, base_dir: Path) -> bool:
     """Is ``day`` a working day: a listed weekday, in a term (if any), not a holiday."""
     if day.weekday() not in _weekdays(schedule.days):

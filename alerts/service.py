@@ -25,7 +25,7 @@ from alerts import ack
 from alerts.db import StateStore, error_for
 from alerts.digest import DigestRunner, HistoryReader
 from alerts.engine import DEFAULT_STATE_FILE, AlertEngine
-from alerts.model import Alert
+from alerts.model import Alert, Observation
 from alerts.notify import Notifier
 from alerts.notify.email import Links, alert_annotations
 from alerts.rules import RuleSet, TargetInfo
@@ -132,22 +132,27 @@ class AlertService:
 
     def evaluate(
         self, target: str, results: Mapping[str, ProbeResult], now: float | None = None
-    ) -> None:
-        """Re-evaluate one target's rules on its latest results (called per stored result)."""
+    ) -> list[Observation]:
+        """Re-evaluate one target's rules on its latest results (called per stored result);
+        returns the target's observations (the replay compares them)."""
         info = self._targets.get(target)
         if info is None:
-            return
+            return []
         at = self.clock() if now is None else now
         observations = self.rules.evaluate(info, results, at)
         self._results[target] = results
         # Conditions only: the 1 s tick promotes, suppresses, persists and notifies.
         self.engine.observe(target, observations, at, settle=False)
+        return observations
 
-    def tick(self, now: float | None = None) -> None:
+    def tick(self, now: float | None = None) -> list[Alert]:
+        """Promote, suppress, persist and notify; returns the alerts whose state or
+        suppression the tick changed."""
         at = self.clock() if now is None else now
         self.store.check()
-        self.engine.tick(at)
+        changed = self.engine.tick(at)
         self.notifier.update(self.engine.alerts(), at)
+        return changed
 
     async def start(self) -> None:
         await self.notifier.start()

@@ -264,6 +264,27 @@ class Dispatcher:
             self.outbox.save_group(state)
         return added
 
+    def next_due(self, now: float) -> float:
+        """The earliest time after ``now`` at which :meth:`dispatch` of an unchanged alert
+        list may queue something (group_wait, group_interval, repeat_interval, an
+        Alertmanager resend); ``inf``: none. For a virtual clock (:mod:`alerts.replay`)."""
+        due: list[float] = []
+        for key, state in self.outbox.groups().items():
+            route = self._route_by_id(key)
+            if route is None:
+                continue
+            if state.last_sent_at is None:
+                due.append(state.first_seen_at + route.group_wait)
+            else:
+                due += [state.last_sent_at + route.group_interval,
+                        state.last_sent_at + route.repeat_interval]  # fmt: skip
+        for am in self.settings.alertmanagers:
+            for url in am.urls:
+                last = self.outbox.alertmanager_state(url)
+                if last is not None:
+                    due.append(last[0] + am.resend_every)
+        return min((t for t in due if t > now), default=float("inf"))
+
     # --- Alertmanager ---
     def _alertmanagers(self, alerts: Sequence[Alert], now: float, busy: set[int]) -> int:
         # Flapping alerts are held firing by the engine: Alertmanager gets them once, as

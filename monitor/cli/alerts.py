@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cli.app import EXIT_OK, EXIT_PROBLEM, ConfigProblem, _duration, _load_config, _problems
+from monitor.cli.replay import add_replay
 
 EXAMPLES = """\
 examples:
@@ -90,6 +91,7 @@ def add_commands(commands: Any) -> None:
     config_option(export)
     export.add_argument("-o", "--output", metavar="FILE", help="write here, atomically (default: print it)")
     export.set_defaults(handler=alerts_export_rules)
+    add_replay(actions)
 
     silence = commands.add_parser(
         "silence", help="silence alerts by label for a while (add, list, expire)",
