@@ -33,6 +33,9 @@ HEIGHT = 120.0
 TABLE_ROWS = 31
 #: Line colours, in legend order (dark enough on white for WCAG's 3:1 for graphics).
 COLOURS = ("#0b57d0", "#b35c00", "#1a7f37", "#c62828", "#6d28d9", "#4b5563")
+#: Printer-MIB colorant names as line colours (yellow darkened to be seen on white).
+SUPPLY_COLOURS = {"black": "#222222", "cyan": "#00a3d9", "magenta": "#d6007e",
+                  "yellow": "#c9a800"}  # fmt: skip
 #: Availability kinds in bar order, with their colours and words.
 KINDS: tuple[tuple[str, str, str], ...] = (
     ("up", "#1a7f37", "up"),
@@ -58,6 +61,11 @@ class Line:
 
     label: str
     points: Sequence[PointLike]
+    #: The line's colour, when its meaning has one (a cyan toner); else the palette's.
+    colour: str | None = None
+
+    def stroke(self, n: int) -> str:
+        return self.colour or COLOURS[n % len(COLOURS)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +153,7 @@ def line_chart(
         for v in (0.0, top / 2, top)
     ]
     for n, line in enumerate(lines):
-        colour = COLOURS[n % len(COLOURS)]
+        colour = line.stroke(n)
         for run in segments(line.points, typical_gap(line.points)):
             # One point alone is drawn as a dot: a zero-length line with round caps.
             coords = " ".join(
@@ -159,7 +167,7 @@ def line_chart(
     when = clock or _clock_for(until - since)
     summary = describe(title, lines, unit, when)
     keys = "".join(
-        f'<span class="key"><span class="swatch" style="background:{COLOURS[n % len(COLOURS)]}">'
+        f'<span class="key"><span class="swatch" style="background:{line.stroke(n)}">'
         f"</span>{escape(line.label)}</span>"
         for n, line in enumerate(lines)
         if len(lines) > 1

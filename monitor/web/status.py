@@ -628,6 +628,11 @@ def _role_rank(role: str, order: list[str]) -> tuple[int, str]:
     return (order.index(role) if role in order else len(order), role)
 
 
+def _supply_colour(supply: Record | None) -> str | None:
+    """A toner's own colour for its chart line (None: the palette's)."""
+    return charts.SUPPLY_COLOURS.get(str((supply or {}).get("color") or "").lower())
+
+
 def _is_toner(supply: Record) -> bool:
     words = f"{supply.get('type') or ''} {supply.get('description') or ''}".lower()
     return supply.get("class") != "receptacle" and ("toner" in words or "ink" in words)
@@ -802,8 +807,11 @@ def device_charts(view: DeviceView, history: HistoryStore, now: float) -> list[M
         if (record := supplies.get(s.labels.get("supply", ""))) is None or _is_toner(record)
     ]
     if toner:
-        lines = [charts.Line(s.labels.get("description") or s.labels.get("supply", "?"), s.points)
-                 for s in toner]  # fmt: skip
+        lines = [
+            charts.Line(s.labels.get("description") or s.labels.get("supply", "?"), s.points,
+                        _supply_colour(supplies.get(s.labels.get("supply", ""))))
+            for s in toner
+        ]  # fmt: skip
         out.append(charts.line_chart("toner", "Toner level, last 30 days", lines, since=month,
                                      until=now, unit=percent, high=1.0))  # fmt: skip
     port = uplink(view)
@@ -888,7 +896,11 @@ def add_routes(app: web.Application, backend: StatusBackend) -> None:
     app[STATUS_BACKEND] = backend
     app[STATUS_ENV] = environment()
     app[STATUS_RATES] = rates = InterfaceRates()
-    backend.store.subscribe(rates.record)
+
+    async def follow_results(_: web.Application) -> None:
+        backend.store.subscribe(rates.record)  # once the app serves, not when it is built
+
+    app.on_startup.append(follow_results)
     app[STATUS_AVAILABILITY] = AvailabilityCache()
     app.router.add_get("/", _index)
     app.router.add_get("/device/{name}", _device)

@@ -11,41 +11,24 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.config import InventoryTarget
 from monitor.store.history import HistorySettings, HistoryStore
-from monitor.store.results import ResultStore
 from monitor.web.server import create_app
 from monitor.web.status import CSP
-from probes.result import ProbeResult, Sample, Status
-from tests.unit.test_charts import icmp
+from probes.result import ProbeResult, Status
+from tests.unit.test_charts import icmp, snmp
+from tests.unit.test_status_view import Backend as StatusBackend
+from tests.unit.test_status_view import target
 
 HOSTILE = "<img src=x onerror=alert(1)>"  # a target name (no "/": it is a path segment)
 
 
-def target(name: str, **labels: str) -> InventoryTarget:
-    return InventoryTarget(
-        name=name, address="127.0.0.1", port=None, group="g", role="printer", labels=labels,
-        modules=(), probes=("icmp",), credentials=None, credentials_name=None, interval=60.0,
-        parent=None, tcp_ports=(),
-    )  # fmt: skip
-
-
-class Backend:
+class Backend(StatusBackend):
     """The parts of netmon run's Monitor the web side reads; ``history`` may be None."""
 
     def __init__(self, history: HistoryStore | None) -> None:
-        self.store = ResultStore()
+        mfp = target("mfp", "printer", probes=("icmp", "snmp"), room="office")
+        super().__init__([mfp, target(HOSTILE, "printer")])
         self.history = history
-        self._targets = [target("mfp", room="office"), target(HOSTILE)]
-
-    def targets(self) -> list[InventoryTarget]:
-        return list(self._targets)
-
-    def is_ready(self) -> bool:
-        return True
-
-    def extra_samples(self) -> list[Sample]:
-        return []
 
 
 @pytest.fixture
@@ -116,7 +99,7 @@ async def test_availability_api_and_the_device_page(
     assert [o["target"] for o in body["outages"]] == ["mfp"]
     assert body["outages"][0]["duration_seconds"] == pytest.approx(1200, abs=61)
     rooms = await get_json(client, "/api/availability?by=room")
-    assert [r["key"] for r in rooms["rows"]] == ["office"]
+    assert [r["key"] for r in rooms["rows"]] == ["main/office"]  # building/room
     assert "by=" in (await get_json(client, "/api/availability?by=building", 400))["error"]
 
     resp = await client.get("/device/mfp")
@@ -133,5 +116,11 @@ async def test_history_off(tmp_path: Path) -> None:
     async with TestClient(TestServer(create_app(backend))) as client:  # type: ignore[arg-type]
         for path in ("/api/history/mfp?metric=netmon_icmp_rtt_seconds", "/api/availability"):
             assert "history is off" in (await get_json(client, path, 503))["error"]
+        # Rates come from the two latest walks instead (the app follows the result store).
+        now = time.time()
+        backend.store.put(snmp(now - 65, 0.5, 0), {}, 300.0)
+        backend.store.put(snmp(now - 5, 0.5, 7_500_000), {}, 300.0)
         resp = await client.get("/device/mfp")
-        assert "History is off" in await resp.text()
+        page = await resp.text()
+        assert "History is off" in page
+        assert "<span>1 Mb/s in</span> / <span>250 kb/s out</span>" in page

@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ from markupsafe import escape
 
 from monitor.demo import history_fill, simlab
 from monitor.demo.school import DEVICES, LAB_RANGE, demo_config
+from monitor.web.charts import Scale
 from tests import netns as nn
 from tests.conftest import need
 from tests.waiting import wait_until
@@ -153,6 +155,18 @@ def school(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
         finally:
             for cm in reversed(stack):
                 cm.__exit__(None, None, None)
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+#: The elements a chart's SVG may hold; a device string never adds one.
+SVG_TAGS = ("svg", "title", "desc", "line", "polyline")
+
+
+def figure(page: str, ident: str) -> ET.Element:
+    """One chart of a page, parsed as XML (it is well-formed, or this fails)."""
+    found = re.search(rf'<figure class="chart" id="{ident}">.*?</figure>', page, re.DOTALL)
+    assert found is not None, f"no {ident} on the page"
+    return ET.fromstring(found.group(0).replace("<svg ", f'<svg xmlns="{SVG[1:-1]}" ', 1))
 
 
 def cards(page: str) -> dict[str, tuple[str, str]]:
@@ -282,6 +296,37 @@ def test_device_supplied_strings_are_escaped(school: tuple[str, list[dict[str, A
                 *(s["description"] for s in snmp["records"]["supplies"]),
                 *(i["alias"] for i in snmp["records"]["interfaces"] if i["alias"])):  # fmt: skip
         assert esc(raw) in page, raw
+    # Inside the SVG too: the toner chart's title, description, legend and figures
+    # name the supplies by the printer's own (hostile) words, as text.
+    toner = figure(page, "chart-toner")
+    svg = toner.find(f".//{SVG}svg")
+    assert svg is not None and not {e.tag for e in svg.iter()} - {f"{SVG}{t}" for t in SVG_TAGS}
+    hostile_supplies = [
+        s["description"] for s in snmp["records"]["supplies"] if XSS in s["description"]
+    ]
+    assert hostile_supplies
+    desc, legend = (
+        svg.findtext(f"{SVG}desc", ""),
+        "".join(toner.find(".//div[@class='legend']").itertext()),
+    )
+    for raw in hostile_supplies:
+        assert raw in desc and raw in legend  # parsed back: the text, never elements
+
+
+def test_svg_points_are_the_stored_points(school: tuple[str, list[dict[str, Any]]]) -> None:
+    """The device page's latency chart against /api/history, through the chart's scale."""
+    url, _ = school
+    page = fetch(f"{url}/device/sw-core")[1]
+    svg = figure(page, "chart-latency").find(f".//{SVG}svg")
+    assert svg is not None
+    scale = Scale(*(float(svg.get(f"data-{k}", "")) for k in ("since", "until", "low", "high")))
+    query = f"metric=netmon_icmp_rtt_seconds&probe=icmp&since={scale.since!r}"
+    series = json.loads(fetch(f"{url}/api/history/sw-core?{query}")[1])["series"]
+    stored = [(t, v) for t, v, _, _ in series[0]["points"] if t < scale.until]
+    assert len(stored) > 200  # the filled-in day, every five minutes, then live
+    drawn = [tuple(map(float, xy.split(","))) for poly in svg.iter(f"{SVG}polyline")
+             for xy in (poly.get("points") or "").split()]  # fmt: skip
+    assert drawn == [(scale.x(t), scale.y(v)) for t, v in stored]
 
 
 # --- headless Chromium ----------------------------------------------------------------

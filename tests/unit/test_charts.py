@@ -274,6 +274,7 @@ def test_device_page_charts_draw_the_stored_points(tmp_path: Path) -> None:
         and desc.text.startswith("Toner level, last 30 days. latest 63%, average 72%, highest 80%")
     )
     assert [th.text for th in toner.findall(".//thead/tr/th")] == ["from", HOSTILE]
+    assert {p.get("stroke") for p in toner.iter(f"{SVG}polyline")} == {"#222222"}  # black toner
     port = view.interfaces[0]
     assert port.traffic is not None and port.traffic.rx == pytest.approx(
         1000 * (175**2 - 170**2) / 300
