@@ -286,8 +286,9 @@ def availability_bar(
     return Markup(
         f'<div class="avail" id="{ident}"><span class="avail-title">{escape(title)}</span> '
         f'<b class="avail-ratio">{escape(headline)}</b><span class="muted">{escape(known)}</span>'
-        f'<svg viewBox="0 0 {WIDTH:g} 10" preserveAspectRatio="none" role="img" '
-        f'aria-labelledby="{ident}-t"><title id="{ident}-t">{escape(summary)}</title>'
+        # The words are in the hidden span (read once); the title is the hover tooltip.
+        f'<svg viewBox="0 0 {WIDTH:g} 10" preserveAspectRatio="none" aria-hidden="true">'
+        f"<title>{escape(summary)}</title>"
         f'{"".join(rects)}</svg><span class="vh">{escape(summary)}</span></div>'
     )
 
