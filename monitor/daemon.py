@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("netmon.daemon")
 
+#: Seconds between writes of the topology file (and one at exit).
+TOPOLOGY_SAVE_EVERY = 60.0
 #: Seconds past a target's longest interval that its alert rules wait, after start-up,
 #: for the first result of every job (a job that never finishes must not hold them).
 FIRST_RUN_SLACK = 30.0
@@ -359,11 +361,12 @@ class Monitor:
         if self.topology is None or stored.probe == TOPOLOGY_PORTS:
             return
         if TOPOLOGY_RECORDS in stored.result.records:  # alone or in the SNMP job
-            if self.topology.ingest(stored.target, stored.result, stored.finished_at):
+            changed = self.topology.ingest(stored.target, stored.result, stored.finished_at)
+            if changed:
                 log.info("topology: inferred parents changed")
                 if self.alerts is not None:
                     self.alerts.set_targets(_target_infos(self._targets, self.inferred_parents()))
-            self.topology.save()
+            self.topology.save(every=0.0 if changed else TOPOLOGY_SAVE_EVERY)
         if stored.probe == "snmp" and stored.target in self.topology.switches():
             self._put_port_roles(stored)
 
@@ -508,6 +511,8 @@ class Monitor:
             self._next_reload.cancel()
             self._next_reload = None
         await self.scheduler.shutdown()
+        if self.topology is not None:
+            self.topology.save()
         if self._silence_copier is not None:
             self._silence_copier.cancel()
             with contextlib.suppress(asyncio.CancelledError):

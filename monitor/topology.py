@@ -104,6 +104,7 @@ class Topology:
         #: device name -> {switch, if_index, port, mac, since, first_seen, last_seen, moves}
         self._devices: dict[str, dict[str, Any]] = {}
         self._parents: dict[str, str] = {}
+        self._saved_at = -float("inf")
         if path is not None and path.exists():
             self._load(path)
         self._rebuild()
@@ -126,21 +127,31 @@ class Topology:
         records = result.records
         facts = result.facts
         ports = {int(p["if_index"]): {"name": p.get("name") or "", "alias": p.get("alias") or "",
-                                      "mac": p.get("mac"), "oper": p.get("oper")}
+                                      "mac": p.get("mac")}
                  for p in records.get("ports", [])}  # fmt: skip
         macs = {m for m in (facts.get("lldp_chassis_id"), facts.get("bridge_address"),
                             *(p["mac"] for p in ports.values())) if m}  # fmt: skip
+        new = {
+            "at": now,
+            "sys_name": facts.get("lldp_sys_name"),
+            "macs": sorted(macs),
+            "ports": ports,
+            "links": [dict(link) for link in records.get("links", [])],
+            "fdb": [[r["mac"], r.get("if_index"), r.get("port")] for r in records.get("fdb", [])],
+            "arp": {r["ip"]: r["mac"] for r in records.get("arp", [])},
+        }
         with self._lock:
-            self._switches[target] = {
-                "at": now,
-                "sys_name": facts.get("lldp_sys_name"),
-                "macs": sorted(macs),
-                "ports": ports,
-                "links": [dict(link) for link in records.get("links", [])],
-                "fdb": [[r["mac"], r.get("if_index"), r.get("port")] for r in records.get("fdb", [])],
-                "arp": {r["ip"]: r["mac"] for r in records.get("arp", [])},
-            }
-            return self._rebuild()
+            old = self._switches.get(target)
+            self._switches[target] = new
+            if old is None or any(old[k] != new[k] for k in ("sys_name", "macs", "ports", "links", "arp")):
+                return self._rebuild()
+            # The usual poll: only the forwarding table moved. Re-place only the
+            # devices whose MACs this switch saw (a district: ~1 ms, not ~130).
+            self._index(target, old["fdb"], -1)
+            self._index(target, new["fdb"], +1)
+            touched = {row[0] for row in old["fdb"]} | {row[0] for row in new["fdb"]}
+            self._place({n for m in touched for n in self._by_mac.get(m, ())})
+            return self._update_parents()
 
     # --- derived views ---
 
@@ -159,17 +170,39 @@ class Topology:
         self._learnt: dict[str, list[tuple[str, int | None, str]]] = {}
         self._port_macs: dict[tuple[str, int | None], int] = {}
         for sw, data in self._switches.items():
-            for mac, if_index, port in data["fdb"]:
-                self._learnt.setdefault(mac, []).append((sw, if_index, port))
-                key = (sw, if_index)
-                self._port_macs[key] = self._port_macs.get(key, 0) + 1
+            self._index(sw, data["fdb"], +1)
+        #: MAC -> inventory targets with that MAC in an ARP table (by their address)
+        self._by_mac: dict[str, list[str]] = {}
         for name, target in self._targets.items():
-            if name in self._switches:
-                continue  # a switch's place is its links, not a forwarding table
-            mac = self._arp.get(target.address)
-            place = self.place_of(mac) if mac else None
+            if name not in self._switches and (mac := self._arp.get(target.address)):
+                self._by_mac.setdefault(mac, []).append(name)
+        self._place({n for names in self._by_mac.values() for n in names})
+        return self._update_parents()
+
+    def _index(self, switch: str, fdb: list[list[Any]], sign: int) -> None:
+        """Add (``sign`` +1) or remove (-1) one switch's forwarding rows in the indexes."""
+        for mac, if_index, port in fdb:
+            key = (switch, if_index)
+            if sign > 0:
+                self._learnt.setdefault(mac, []).append((switch, if_index, port))
+            else:
+                spots = [s for s in self._learnt.get(mac, []) if s[:2] != key]
+                if spots:
+                    self._learnt[mac] = spots
+                else:
+                    self._learnt.pop(mac, None)
+            self._port_macs[key] = self._port_macs.get(key, 0) + sign
+
+    def _place(self, names: Iterable[str]) -> None:
+        """Record where each of these devices is now (a switch's place is its links)."""
+        for name in names:
+            target = self._targets[name]
+            mac = self._arp[target.address]
+            place = self.place_of(mac)
             if place is not None:  # seen when that switch's table was read
                 self._seen(name, target.address, mac, place, self._switches[place.switch]["at"])
+
+    def _update_parents(self) -> bool:
         parents = self._infer_parents()
         changed = parents != self._parents
         self._parents = parents
@@ -320,10 +353,16 @@ class Topology:
 
     # --- persistence ---
 
-    def save(self) -> None:
-        """Write the model atomically (a crash leaves the old file, never half a file)."""
+    def save(self, every: float = 0.0) -> None:
+        """Write the model atomically (a crash leaves the old file, never half a file);
+        with ``every``, at most once in that many seconds (a district's file is ~10 MB:
+        the daemon saves once a minute and at exit, not after each switch)."""
         if self.path is None:
             return
+        now = time.monotonic()
+        if every and now - self._saved_at < every:
+            return
+        self._saved_at = now
         with self._lock:
             doc = {"format": FORMAT, "saved_at": time.time(), "switches": self._switches,
                    "devices": self._devices}  # fmt: skip
