@@ -153,30 +153,28 @@ def _derive_switch(net: Network, sw: Switch) -> str:
     for i in physical:
         put(f"1.3.6.1.2.1.17.1.4.1.2.{i}", "2", i)
     neighbours = [(local, net.switch(n).name, net.switch(n).mac, net.switch(n).address,
-                   _values(_base_lines(net.switch(n).base), IF_NAME).get(port, str(port)),
-                   net.switch(n).base) for local, n, port in sw.links]  # fmt: skip
-    for local, name, mac, address, port_name, _ in neighbours:
-        put(f"{LLDP_LOC}.7.1.2.{local}", "2", 5)
-        put(f"{LLDP_LOC}.7.1.3.{local}", "4", names.get(local, str(local)))
-        idx = f"0.{local}.1"
-        put(f"{LLDP_REM}.4.{idx}", "2", 4)
-        put(f"{LLDP_REM}.5.{idx}", "4x", _hex(mac))
-        put(f"{LLDP_REM}.6.{idx}", "2", 5)
+                   _values(_base_lines(net.switch(n).base), IF_NAME).get(port, str(port)))
+                  for local, n, port in sw.links]  # fmt: skip
+    # lldpRemTable rows: (local port, remote index, chassis subtype and value, port
+    # subtype and value, sysName, management address); caps only for derived switches
+    rem = [(local, 1, (4, "4x", _hex(mac)), (5, port_name), name, address)
+           for local, name, mac, address, port_name in neighbours]  # fmt: skip
+    if sw.name == net.core:  # known only by name and address: chassis and port "local"
+        rem += [(local, n, (7, "4", sys_name), (7, "1"), sys_name, address)
+                for n, (local, sys_name, address) in enumerate(net.extra_neighbours, 2)]  # fmt: skip
+    for local, n, (c_sub, c_tag, chassis), (p_sub, port_name), name, address in rem:
+        idx = f"0.{local}.{n}"
+        put(f"{LLDP_REM}.4.{idx}", "2", c_sub)
+        put(f"{LLDP_REM}.5.{idx}", c_tag, chassis)
+        put(f"{LLDP_REM}.6.{idx}", "2", p_sub)
         put(f"{LLDP_REM}.7.{idx}", "4", port_name)
         put(f"{LLDP_REM}.9.{idx}", "4", name)
-        put(f"{LLDP_REM}.12.{idx}", "4x", CAPS_BRIDGE_ROUTER + "00")
         put(f"{LLDP_MAN}.3.{idx}.1.4.{address}", "2", 2)
         put(f"{IF_OPER}.{local}", "2", 1)
-    if sw.name == net.core:
-        for n, (local, sys_name, address) in enumerate(net.extra_neighbours, 2):
-            idx = f"0.{local}.{n}"
-            put(f"{LLDP_REM}.4.{idx}", "2", 7)
-            put(f"{LLDP_REM}.5.{idx}", "4", sys_name)
-            put(f"{LLDP_REM}.6.{idx}", "2", 7)
-            put(f"{LLDP_REM}.7.{idx}", "4", "1")
-            put(f"{LLDP_REM}.9.{idx}", "4", sys_name)
-            put(f"{LLDP_MAN}.3.{idx}.1.4.{address}", "2", 2)
-            put(f"{IF_OPER}.{local}", "2", 1)
+        if n == 1:
+            put(f"{LLDP_REM}.12.{idx}", "4x", CAPS_BRIDGE_ROUTER + "00")
+            put(f"{LLDP_LOC}.7.1.2.{local}", "2", 5)
+            put(f"{LLDP_LOC}.7.1.3.{local}", "4", names.get(local, str(local)))
     learnt: list[tuple[str, int]] = []
     for host in net.hosts:
         port = host.if_index if host.switch == sw.name else _toward(net, sw, host.switch)
@@ -186,7 +184,7 @@ def _derive_switch(net: Network, sw: Switch) -> str:
             put(f"{IF_OPER}.{host.if_index}", "2", 1)
             if host.alias:
                 put(f"{IF_ALIAS}.{host.if_index}", "4", host.alias)
-    for local, _, mac, _, _, _ in neighbours:
+    for local, _, mac, _, _ in neighbours:
         learnt.append((mac, local))
     for mac, port in learnt:
         if sw.fdb == "qfdb":
