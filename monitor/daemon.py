@@ -367,7 +367,8 @@ class Monitor:
                 if self.alerts is not None:
                     self.alerts.set_targets(_target_infos(self._targets, self.inferred_parents()))
             self.topology.save(every=0.0 if changed else TOPOLOGY_SAVE_EVERY)
-        if stored.probe == "snmp" and stored.target in self.topology.switches():
+        target = self._by_name.get(stored.target)
+        if stored.probe == "snmp" and target is not None and target.role == "switch":
             self._put_port_roles(stored)
 
     def _put_port_roles(self, stored: StoredResult) -> None:

@@ -130,7 +130,8 @@ class Topology:
                                       "mac": p.get("mac")}
                  for p in records.get("ports", [])}  # fmt: skip
         macs = {m for m in (facts.get("lldp_chassis_id"), facts.get("bridge_address"),
-                            *(p["mac"] for p in ports.values())) if m}  # fmt: skip
+                            *(p["mac"] for p in ports.values()),
+                            *(facts.get("macs") or "").split(", ")) if m}  # fmt: skip
         new = {
             "at": now,
             "sys_name": facts.get("lldp_sys_name"),
@@ -174,7 +175,7 @@ class Topology:
         #: MAC -> inventory targets with that MAC in an ARP table (by their address)
         self._by_mac: dict[str, list[str]] = {}
         for name, target in self._targets.items():
-            if name not in self._switches and (mac := self._arp.get(target.address)):
+            if target.role != "switch" and (mac := self._arp.get(target.address) or self._own_mac(name)):
                 self._by_mac.setdefault(mac, []).append(name)
         self._place({n for names in self._by_mac.values() for n in names})
         return self._update_parents()
@@ -193,11 +194,19 @@ class Topology:
                     self._learnt.pop(mac, None)
             self._port_macs[key] = self._port_macs.get(key, 0) + sign
 
+    def _own_mac(self, name: str) -> str | None:
+        """A device's own MAC from its own topology result (ifPhysAddress), when no ARP
+        table knows its address: the one some switch learnt, else the first."""
+        macs = self._switches.get(name, {}).get("macs", [])
+        return next((m for m in macs if m in self._learnt), macs[0] if macs else None)
+
     def _place(self, names: Iterable[str]) -> None:
         """Record where each of these devices is now (a switch's place is its links)."""
         for name in names:
             target = self._targets[name]
-            mac = self._arp[target.address]
+            mac = self._arp.get(target.address) or self._own_mac(name)
+            if mac is None:
+                continue
             place = self.place_of(mac)
             if place is not None:  # seen when that switch's table was read
                 self._seen(name, target.address, mac, place, self._switches[place.switch]["at"])

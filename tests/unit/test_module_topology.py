@@ -49,8 +49,9 @@ def test_row_counts_match_the_recording(path: Path) -> None:
         "arp_phys": _rows(path, ARP_PHYS, 4),
     }
     found = _tables(path)
-    if not any(expected.values()):
-        assert found == {}
+    if not any(expected.values()):  # only the device's own MACs, if it has any
+        assert found in ({}, expected)
+        assert bool(found) == ("macs" in convert(load_walked(path)).facts)
         return
     assert found == expected
     samples = convert(load_walked(path)).samples

@@ -157,3 +157,23 @@ def test_suggest_parents_in_flow_style(tmp_path: Path) -> None:
     assert "{name: a, address: 127.0.0.5, parent: sw1}, {name: b, address: 127.0.0.6, parent: sw2}" in apart
     together, done = parent_edits(text, cfg, {"a": "sw1", "b": "sw1"})
     assert together.endswith("], parent: sw1}  # flow\n") and done == [("group lab", "sw1")]
+
+
+def test_a_device_no_arp_table_knows_is_found_by_its_own_mac(targets: list[InventoryTarget]) -> None:
+    """The core forgot the printer's ARP entry; the printer's own topology result (its
+    recording's ifPhysAddress) names the MAC its closet switch learnt."""
+    topo = Topology()
+    topo.set_inventory(targets)
+    core = _result("sw-core")
+    core.records["arp"] = [r for r in core.records["arp"] if r["ip"] != "127.0.1.5"]
+    for name, result in (("sw-core", core), ("sw-b1", _result("sw-b1")), ("sw-b2", _result("sw-b2"))):
+        topo.ingest(name, result, at=1000.0)
+    assert topo.where("staffroom-printer").place is None  # type: ignore[union-attr]
+    out = convert(load_walked(RECORDINGS / "printer" / "brother-hl-5370dw.snmprec"))
+    assert "00:1b:a9:0b:a7:52" in out.facts["macs"]
+    topo.ingest("staffroom-printer", ProbeResult(Status.OK, "ok", out.samples, out.facts, out.records),
+                at=1001.0)  # fmt: skip
+    found = topo.where("staffroom-printer")
+    assert found is not None and found.place is not None
+    assert (found.place.switch, found.place.alias, found.mac) == ("sw-b1", "Staff room", "00:1b:a9:0b:a7:52")
+    assert topo.inferred_parents()["staffroom-printer"] == "sw-b1"

@@ -396,7 +396,10 @@ def convert(walked: Walked) -> ModuleOutput:
             "netmon_topology_fdb_entries", count,
             if_index=if_index if if_index is not None else "", if_name=ports.name(if_index),
         ))  # fmt: skip
-    if any(counts.values()):
+    own = sorted({rec["mac"] for rec in ports.records.values() if rec["mac"]})
+    if own:  # the device's own MACs: how an end device without an ARP entry is found
+        out.facts["macs"] = ", ".join(own)
+    if any(counts.values()) or own:
         out.records["tables"] = [{"table": name, "rows": counts[name]} for name in TABLES]
     for key, rows in (("links", [*lldp, *cdp]), ("fdb", fdb), ("arp", arp)):
         if rows:
