@@ -326,7 +326,8 @@ class _Target:
     #: a steady series matters; a verdict changes when older points leave the window).
     maxima: dict[str, float] = field(default_factory=dict)
     latest: dict[str, ProbeResult] = field(default_factory=dict)
-    observations: list[Observation] = field(default_factory=list)
+    #: The last evaluation's observations (None: none since the service started).
+    observations: list[Observation] | None = None
     settle_until: float = 0.0
     last_eval: float = 0.0
     last_observed: float = 0.0
@@ -440,7 +441,7 @@ class Replay:
             self._need_tick(at + 1.0)
         for t in self.targets.values():
             self._windows(t)
-            t.latest, t.observations, t.queued = {}, [], set()
+            t.latest, t.observations, t.queued = {}, None, set()
             t.last_eval = t.last_observed = at
             t.settle_until = _INF if self.exhaustive or any(self.states[i].growing for i in t.jobs) else (
                 at + SETTLE_INTERVALS * t.interval + self.first_run_slack)
@@ -560,7 +561,7 @@ class Replay:
             return
         job = self.jobs[i]
         t = self.targets[job.target]
-        if at < t.settle_until or t.awaiting is not None:
+        if at < t.settle_until or t.awaiting is not None or t.observations is None:
             result: ProbeResult | None = build_result(job, self.states[i], at)
         elif job.target in self._watching:
             result = None
@@ -586,7 +587,7 @@ class Replay:
                 self._need_tick(at)
             elif watched:
                 self._need_tick(at)
-        else:
+        elif t.observations is not None:
             self._service.engine.observe(job.target, t.observations, at, settle=False)
             t.last_observed = at
             self._need_tick(at)
@@ -652,7 +653,8 @@ class Replay:
         assert self._service is not None
         last = max((self.jobs[i].last_finish(at, self.states[i]) + self.jobs[i].duration(self.states[i])
                     for i in t.jobs), default=_INF)  # fmt: skip
-        if t.last_observed < last <= at and last - self.jobs[t.jobs[0]].interval >= self._origin:
+        if (t.observations is not None and t.last_observed < last <= at
+                and last - self.jobs[t.jobs[0]].interval >= self._origin):
             self._service.engine.observe(t.info.name, t.observations, last, settle=False)
             t.last_observed = last
             self._skipped += 1

@@ -119,9 +119,11 @@ def week(config: dict[str, Any], closets: list[str], labs: dict[str, list[str]],
             changes += [{"at": f"+{day}d1h20m", "match": {"role": "lab"}, "status": "ok"},
                         {"at": f"+{day}d11h10m", "match": {"role": "lab"}, "status": "timeout"}]
             changes += [{"at": f"+{day}d1h21m", "target": pc, "status": "timeout"} for pc in broken]
+    # The closet switch and everything behind it (its printers, its lab's PCs).
+    behind = [closets[2], *printers[2 :: len(closets)], *labs[closets[2]]]
     incidents: list[dict[str, Any]] = [
-        {"at": "+1d4h", "target": closets[2], "status": "timeout"},
-        {"at": "+1d4h20m", "target": closets[2], "status": "ok"},
+        *({"at": "+1d4h", "target": name, "status": "timeout"} for name in behind),
+        *({"at": "+1d4h20m", "target": name, "status": "ok"} for name in behind),
         {"at": "+3d7h", "target": "sw-core", "probe": "snmp",
          "samples": [{"metric": "netmon_interface_oper_up", "labels": _port(5), "value": 0}]},
         {"at": "+3d7h45m", "target": "sw-core", "probe": "snmp",
@@ -142,11 +144,10 @@ def week(config: dict[str, Any], closets: list[str], labs: dict[str, list[str]],
         incidents.append({"at": f"+2d5h{3 * k}m", "target": flapper,
                           "status": "timeout" if k % 2 == 0 else "ok"})
     changes += [c for c in incidents if _day(c["at"]) < days]
-    lab = next(iter(labs))
     return {
         "timezone": "Europe/London", "start": "2026-09-07 06:00", "end": f"+{days}d",
         "changes": changes,
-        "silences": [{"at": "+3d", "duration": "1d", "matchers": [f"room={lab}"],
+        "silences": [{"at": "+3d", "duration": "1d", "matchers": ["room=lab-01"],
                       "comment": "lab re-imaging"}],
         "restarts": [{"at": "+2d8h", "down": "2m"}] if days > 2 else [],
     }  # fmt: skip
@@ -163,11 +164,9 @@ def main() -> int:
     parser.add_argument("--keep", metavar="DIR", help="write netmon.yml and week.yml here")
     opts = parser.parse_args()
 
-    from alerts.replay import Replay, check_timeline, replay_job
     from alerts.timeline import load_timeline
-    from monitor.config import load_config, resolve_targets
-    from monitor.daemon import FIRST_RUN_SLACK, _target_infos
-    from monitor.scheduler import _EPOCH, plan_jobs
+    from monitor.cli.replay import build_replay
+    from monitor.config import load_config
 
     with tempfile.TemporaryDirectory(prefix="replay-week-") as tmp:
         where = Path(opts.keep or tmp)
@@ -177,23 +176,19 @@ def main() -> int:
         (where / "week.yml").write_text(yaml.safe_dump(week(config, closets, labs, opts.days),
                                                        sort_keys=False, width=120))  # fmt: skip
         cfg = load_config(where / "netmon.yml")
-        timeline = load_timeline(where / "week.yml").timeline
-        targets = resolve_targets(cfg)
-        infos = _target_infos(targets)
-        jobs = [replay_job(j.target.name, j, _EPOCH.timestamp()) for j in plan_jobs(targets)]
-        problems = check_timeline(timeline, infos, jobs)
-        assert not problems, problems
+        loaded = load_timeline(where / "week.yml")
+        replay = build_replay(cfg, loaded, where / "netmon.yml")
         t0, c0 = time.perf_counter(), time.process_time()
-        report = Replay(timeline, settings=cfg.alerts, schedules=cfg.schedules, targets=infos,
-                        jobs=jobs, base_dir=where, first_run_slack=FIRST_RUN_SLACK).run()
+        report = replay.run()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     runs = report.evaluated + report.skipped
-    print(f"{len(targets)} devices, {len(jobs)} probe jobs at 60 s, {opts.days} days, "
-          f"{len(timeline.changes)} changes")
+    jobs = len(replay.jobs)
+    print(f"{len(replay.infos)} devices, {jobs} probe jobs at 60 s, {opts.days} days, "
+          f"{len(loaded.timeline.changes)} changes")
     print(f"replayed in {wall:.1f} s wall, {cpu:.1f} s CPU "
           f"({opts.days * 86400 / wall:,.0f}x real time)")
     print(f"probe runs: {report.evaluated:,} evaluated, {report.skipped:,} skipped or only "
-          f"observed again (steady), of {len(jobs) * opts.days * 1440:,} scheduled ({runs:,} seen)")
+          f"observed again (steady), of {jobs * opts.days * 1440:,} scheduled ({runs:,} seen)")
     print(f"notifications: {len(report.notifications)} {report.summary()['notifications']}; "
           f"alerts: {report.summary()['alerts']}")
     return 0

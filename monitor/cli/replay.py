@@ -37,12 +37,33 @@ def add_replay(actions: Any) -> None:
     replay.set_defaults(handler=alerts_replay)
 
 
-def alerts_replay(opts: argparse.Namespace) -> int:
-    from alerts.replay import Replay, check_timeline, replay_job, text_report
-    from alerts.timeline import TimelineError, load_timeline
+def build_replay(cfg: Any, loaded: Any, config_path: Path, *, exhaustive: bool = False) -> Any:
+    """The :class:`alerts.replay.Replay` of a loaded timeline through a loaded config:
+    its targets and probe jobs as ``netmon run`` plans them (the scheduler's phases, the
+    daemon's first-run wait). Raises :class:`alerts.timeline.TimelineError` when the
+    timeline names what the config lacks (``file:line`` each)."""
+    from alerts.replay import Replay, check_timeline, replay_job
+    from alerts.timeline import TimelineError
     from monitor.config import resolve_targets
     from monitor.daemon import FIRST_RUN_SLACK, _target_infos
     from monitor.scheduler import _EPOCH, plan_jobs
+
+    targets = resolve_targets(cfg)
+    infos = _target_infos(targets)
+    jobs = [replay_job(j.target.name, j, _EPOCH.timestamp()) for j in plan_jobs(targets)]
+    problems = check_timeline(loaded.timeline, infos, jobs)
+    if problems:
+        raise TimelineError([loaded.problem(loc, msg) for loc, msg in problems])
+    return Replay(
+        loaded.timeline, settings=cfg.alerts, schedules=cfg.schedules, targets=infos, jobs=jobs,
+        base_dir=Path(config_path).resolve().parent, first_run_slack=FIRST_RUN_SLACK,
+        external_url=cfg.server.external_url or "", exhaustive=exhaustive,
+    )  # fmt: skip
+
+
+def alerts_replay(opts: argparse.Namespace) -> int:
+    from alerts.replay import text_report
+    from alerts.timeline import TimelineError, load_timeline
 
     try:
         cfg = _load_config(opts.config, secrets=False)
@@ -50,23 +71,14 @@ def alerts_replay(opts: argparse.Namespace) -> int:
         return _problems(exc.problems, f"config error in {opts.config}")
     try:
         loaded = load_timeline(Path(opts.timeline))
+        replay = build_replay(cfg, loaded, Path(opts.config))
     except TimelineError as exc:
         return _problems(exc.problems, f"timeline error in {opts.timeline}")
-    timeline = loaded.timeline
-    targets = resolve_targets(cfg)
-    infos = _target_infos(targets)
-    jobs = [replay_job(j.target.name, j, _EPOCH.timestamp()) for j in plan_jobs(targets)]
-    problems = [loaded.problem(loc, msg) for loc, msg in check_timeline(timeline, infos, jobs)]
-    if problems:
-        return _problems(problems, f"timeline error in {opts.timeline}")
-    report = Replay(
-        timeline, settings=cfg.alerts, schedules=cfg.schedules, targets=infos, jobs=jobs,
-        base_dir=Path(opts.config).resolve().parent, first_run_slack=FIRST_RUN_SLACK,
-        external_url=cfg.server.external_url or "",
-    ).run()
+    report = replay.run()
+    zone = loaded.timeline.zone
     if opts.json:
-        print(json.dumps(report.to_json(timeline.zone), indent=2))
+        print(json.dumps(report.to_json(zone), indent=2))
     else:
-        for line in text_report(report, timeline.zone):
+        for line in text_report(report, zone):
             print(line)
     return EXIT_OK
