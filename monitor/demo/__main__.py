@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             DEMO_DIR.mkdir(exist_ok=True)
             config = DEMO_DIR / "netmon.yml"
             (DEMO_DIR / "netmon-alerts.db").unlink(missing_ok=True)  # a fresh start each time
+            (DEMO_DIR / "netmon-topology.json").unlink(missing_ok=True)
             host, _, listen_port = opts.listen.rpartition(":")
             listen = f"{host}:{listen_port if port_free(host, int(listen_port)) else simlab.free_tcp_port(host)}"
             url = f"http://{listen}"

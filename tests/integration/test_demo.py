@@ -29,7 +29,9 @@ def test_demo_monitors_the_simulated_school() -> None:
         assert f"SNMP_COMMUNITY={device.recording} netmon probe" in out
     assert "NETMON PRINTER" in out
     # The daemon's summary: every simulated device answered SNMP and ping.
-    summary = out[out.index("What netmon sees"):]
+    summary = out[out.index("What netmon sees"):out.index("── Which switch port")]
+    # the tour's last stop: where a lab PC is plugged in, from the switches' topology
+    assert "lab-204-12 (127.0.4.12, 3c:52:82:04:00:0c) is on sw-b2 port 0/3 'Room 204 desk 3'" in out
     for device in DEVICES:
         rows = [line for line in summary.splitlines() if f" {device.name} " in line]
         assert {"icmp", "snmp"} <= {p for row in rows for p in ("icmp", "snmp") if f" {p} " in row}
