@@ -94,13 +94,14 @@ class ReplayJob:
     interval: float
     #: Runs start at the times ``offset + k * interval``.
     offset: float
-    #: How long a failing run takes (timeouts wait; the result arrives that much later).
+    #: How long a run that timed out takes (its result arrives that much later).
     fail_seconds: float
     icmp: IcmpSettings | None = None
 
     def next_start(self, at: float) -> float:
         """The first run start at or after ``at``."""
-        return self.offset + math.ceil((at - self.offset) / self.interval) * self.interval
+        # (a start computed as start + interval must not round up to the one after)
+        return self.offset + math.ceil((at - self.offset) / self.interval - 1e-9) * self.interval
 
     def last_finish(self, at: float, state: JobState) -> float:
         """The start of the last run finished by ``at`` (its content ``state``)."""
@@ -110,12 +111,15 @@ class ReplayJob:
         return start
 
     def duration(self, state: JobState) -> float:
-        return OK_SECONDS if state.status.success else self.fail_seconds
+        """A run waits out its timeouts only when something did not answer (a refused
+        connection or a rejected community comes back at once)."""
+        slow = state.status is Status.TIMEOUT or (self.probe == "icmp" and state.status is Status.PARTIAL)
+        return self.fail_seconds if slow else OK_SECONDS
 
 
 def replay_job(target: str, job: PlannedJob, epoch: float) -> ReplayJob:
     """A scheduler job as the replay runs it: its phase from the scheduler's ``epoch``
-    and a failing run's duration from its settings (the probe's own timeouts)."""
+    and how long a run that times out takes from its settings (the probe's own timeouts)."""
     s = job.settings
     if job.probe == "icmp":
         fail = (s.count - 1) * s.interval + s.timeout
@@ -307,7 +311,7 @@ def check_timeline(timeline: Timeline, targets: Sequence[TargetInfo],
             wanted = getattr(change, key)
             problems.append((("changes", i, key), f"no target of the config matches {wanted!r}"))
         elif not any(j.target in found and _probe_of(j, change.probe) for j in jobs):
-            what = f"a {change.probe} probe" if change.probe else "probes"
+            what = f"{change.probe} probe" if change.probe else "probe"
             problems.append((("changes", i, "probe" if change.probe else key),
                              f"the selected targets have no {what} in the config"))  # fmt: skip
         if timeline.seconds(change.at) < start:
@@ -569,8 +573,10 @@ class Replay:
             t.queued.discard(i)  # steady and nobody waits for it: asleep until a change
             self._skipped += 1
             return
-        self._push(at + job.duration(self.states[i]), 1, "end", (i, gen, result))
-        self._push(at + job.interval, 1, "begin", (i, gen))
+        ends = at + job.duration(self.states[i])
+        self._push(ends, 1, "end", (i, gen, result))
+        # A run still going when the next is due skips it (the scheduler's max_instances).
+        self._push(job.next_start(max(at + job.interval, ends)), 1, "begin", (i, gen))
 
     def _end(self, payload: tuple[int, int, ProbeResult | None], at: float) -> None:
         i, gen, result = payload
