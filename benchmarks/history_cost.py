@@ -16,7 +16,8 @@ than the district (11,000), in a window short enough for this 2-core machine.
 Disk: after each history-on run its file is read with SQLite's ``dbstat`` (bytes and
 rows of each table): how many series each kind of device really stores (an ICMP-only
 machine 3: success, RTT, loss; an SNMP device its own success, ICMP's 3 and its
-modules' series: interface rates, oper status, supplies, pages). A short run holds a
+modules' series: interface rates, oper status, supplies, pages), counting only the
+series still written at the end (a port without link keeps no rates). A short run holds a
 few rows per series and no complete rollups, so the bytes per row of full tables are
 measured apart (:func:`packed_row_sizes`: two virtual days through the store's write
 path). Per device at a 60 s interval and the default retention: the steady-state
@@ -74,6 +75,15 @@ def file_stats(path: Path) -> dict[str, Any]:
         kinds = Counter()
         for target, probe in conn.execute("SELECT target, probe FROM series"):
             kinds["lab" if target.startswith("lab-") else "snmp-device", probe] += 1
+        # Series still written in the last 30 s (a down port's rates are not).
+        last = conn.execute("SELECT MAX(t) FROM raw").fetchone()[0] or 0
+        active = Counter()
+        for (target,) in conn.execute(
+            "SELECT s.target FROM series s WHERE EXISTS "
+            "(SELECT 1 FROM raw r WHERE r.series_id = s.id AND r.t >= ?)",
+            (last - 30,),
+        ):
+            active["lab" if target.startswith("lab-") else "snmp-device"] += 1
         targets = dict(
             conn.execute(
                 "SELECT CASE WHEN target LIKE 'lab-%' THEN 'lab' ELSE 'snmp-device' END, "
@@ -92,6 +102,7 @@ def file_stats(path: Path) -> dict[str, Any]:
             kind: sum(n for (k, _), n in kinds.items() if k == kind) / targets[kind]
             for kind in targets
         },
+        "written_series_per_target": {kind: active[kind] / targets[kind] for kind in targets},
     }  # fmt: skip
 
 
@@ -202,7 +213,7 @@ def main() -> int:
         packed = packed_row_sizes(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    disk = per_device_month(stats["series_per_target"], packed)
+    disk = per_device_month(stats["written_series_per_target"], packed)
     report = {
         "when": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "benchmarks/history_cost.py", *sys.argv[1:]]),
@@ -221,7 +232,7 @@ def main() -> int:
           f"full tables: raw {packed['raw']:.1f} B, 5-minute {packed['rollup_5m']:.1f} B, "
           f"hourly {packed['rollup_1h']:.1f} B a row, {packed['series']:.0f} B a series")  # fmt: skip
     for kind, d in disk.items():
-        print(f"{kind}: {d['series']:.1f} series -> {mib(d['steady_bytes'])} per device (steady state, "
+        print(f"{kind}: {d['series']:.1f} series written -> {mib(d['steady_bytes'])} per device (steady state, "
               f"60 s interval), + {mib(d['hourly_growth_bytes_per_month'])} per further month")  # fmt: skip
     out = daemon_scale.RESULTS / f"history_cost-{datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

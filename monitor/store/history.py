@@ -24,13 +24,15 @@ netmon_ups_on_battery                   (none)                                  
 ======================================  =========================================  =======
 
 Interface counters become rates between two runs; a counter that went down (a reset,
-a 32-bit wrap, a reboot) gives no point rather than a spike. Page counts stay raw (the
-forecasts want the counter itself).
+a 32-bit wrap, a reboot) gives no point rather than a spike, and so does a port whose
+``oper_up`` is 0 in the same run (no link, no traffic: on an access switch that is
+often half the ports, and the rates are most of a switch's history). Page counts stay
+raw (the forecasts want the counter itself).
 
 Besides samples, the store writes rows when things change, so pages never re-derive
 them from samples: a **change** per probe status change (with its explanation), an
-**outage** per device-level DOWN period (every fresh probe of the target failed, the
-status page's raw DOWN; start, end, reason), a **run** per period netmon was running
+**outage** per device-level DOWN period (every fresh ICMP, SNMP and TCP probe of the
+target failed, the status page's raw DOWN; start, end, reason), a **run** per period netmon was running
 (a heartbeat moves its end), so time between runs is "unknown", not up or down, and
 the **silences** the alert state file held (it forgets expired ones after a week; the
 availability report needs them for a month).
@@ -70,6 +72,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -296,13 +299,23 @@ def kept_labels(metric: str, labels: Labels) -> Labels | None:
     return tuple(sorted(out))
 
 
+def is_reachability(probe: str) -> bool:
+    """Whether a probe's results decide if the device is DOWN: its ICMP, SNMP and TCP
+    probes, as on the status page; not a slow module's own job (``topology``, every
+    15 minutes), whose last success would hold a dead switch up for 45 minutes."""
+    return probe in ("icmp", "snmp") or probe.startswith("tcp-")
+
+
 @dataclass(slots=True)
 class _Plan:
-    """For one result shape: the indexes of its kept samples, their metrics, labels."""
+    """For one result shape: the indexes of its kept samples, their metrics, labels,
+    whether each is a counter stored as a rate, and for a rate the index of its
+    interface's ``netmon_interface_oper_up`` sample (-1: none)."""
 
     indexes: list[int]
     keys: list[tuple[str, Labels]]
     rates: list[bool]
+    gates: list[int]
 
 
 _plans: weakref.WeakKeyDictionary[Shape, _Plan] = weakref.WeakKeyDictionary()
@@ -312,13 +325,20 @@ _plans_lock = threading.Lock()
 def _plan(shape: Shape) -> _Plan:
     plan = _plans.get(shape)
     if plan is None:
-        plan = _Plan([], [], [])
+        plan = _Plan([], [], [], [])
+        oper = {
+            dict(labels).get("if_index"): i
+            for i, (metric, labels) in enumerate(zip(shape.metrics, shape.labels, strict=True))
+            if metric == "netmon_interface_oper_up"
+        }
         for i, (metric, labels) in enumerate(zip(shape.metrics, shape.labels, strict=True)):
             kept = kept_labels(metric, labels)
             if kept is not None:
+                rate = KEPT[metric][1]
                 plan.indexes.append(i)
                 plan.keys.append((metric, kept))
-                plan.rates.append(KEPT[metric][1])
+                plan.rates.append(rate)
+                plan.gates.append(oper.get(dict(labels).get("if_index"), -1) if rate else -1)
         with _plans_lock:
             _plans[shape] = plan
     return plan
@@ -462,6 +482,17 @@ class HistoryStore:
         try:
             conn = store._reader()
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.OperationalError as exc:
+            store.close()
+            if "no such table" in str(exc):
+                raise HistoryError(f"{path}: not a netmon history file") from None
+            if "unable to open" in str(exc) or not os.access(path, os.R_OK):
+                raise HistoryError(
+                    f"{path}: cannot open it ({exc}); reading needs read access to it and "
+                    "write access to its directory (SQLite's -shm file): run as the user "
+                    "netmon runs as"
+                ) from None
+            raise HistoryError(f"{path}: not a netmon history file (corrupt?): {exc}") from None
         except sqlite3.DatabaseError as exc:
             store.close()
             raise HistoryError(f"{path}: not a netmon history file (corrupt?): {exc}") from None
@@ -662,13 +693,15 @@ class HistoryStore:
         values = result.values
         counters = w.counters
         five = late[FIVE_MINUTES] if is_late else w.five
-        for i, sid, rate in zip(plan.indexes, sids, plan.rates, strict=True):
+        for i, sid, rate, gate in zip(plan.indexes, sids, plan.rates, plan.gates, strict=True):
             v = values[i]
             if rate:
                 previous = counters.get(sid)
                 counters[sid] = (at, v)
                 if previous is None or at <= previous[0] or v < previous[1]:
                     continue
+                if gate >= 0 and values[gate] == 0:
+                    continue  # a port without link: no traffic to keep (half a switch's ports)
                 v = (v - previous[1]) / (at - previous[0])
             if math.isnan(v):  # nothing to keep
                 continue
@@ -705,6 +738,8 @@ class HistoryStore:
             w.last_status[(stored.target, stored.probe)] = status
             events.append(("INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
                            (stored.target, stored.probe, at, status, result.explanation)))  # fmt: skip
+        if not is_reachability(stored.probe):
+            return
         probes = w.probes.setdefault(stored.target, {})
         probes[stored.probe] = _ProbeState(
             result.status.success, status, result.explanation, at, stored.stale_after

@@ -224,6 +224,21 @@ def test_counters_become_rates_and_resets_give_no_point(lab: Lab) -> None:
     assert [(p.t - T0, p.value) for p in series.points] == [(60, 100.0), (120, 0.0), (240, 10.0)]
 
 
+def test_ports_without_link_keep_their_status_but_no_rates(lab: Lab) -> None:
+    def port(octets: float, up: int) -> list[Sample]:
+        labels = {"if_index": 7, "if_name": "ge7"}
+        return [Sample.of("netmon_interface_oper_up", up, **labels),
+                Sample.of("netmon_interface_transmit_bytes_total", octets, **labels)]  # fmt: skip
+
+    for off, octets, up in [(0, 0, 1), (60, 600, 1), (120, 600, 0), (180, 600, 0), (240, 1200, 1)]:
+        lab.put(T0 + off, port(octets, up), probe="snmp")
+    lab.store.flush()
+    (rates,) = lab.store.series("pc1", "netmon_interface_transmit_bytes_total", since=T0, step=0)
+    assert [(p.t - T0, p.value) for p in rates.points] == [(60, 10.0), (240, 10.0)]
+    (status,) = lab.store.series("pc1", "netmon_interface_oper_up", since=T0, step=0)
+    assert [p.value for p in status.points] == [1, 1, 0, 0, 1]
+
+
 def test_series_picks_the_resolution_by_age(lab: Lab) -> None:
     lab.put(T0, loss(0.1))
     lab.at(T0 + 3 * 86400)
@@ -254,6 +269,14 @@ def test_status_changes_and_outages_are_rows(lab: Lab) -> None:
         ("icmp", 0, "ok"), ("snmp", 1, "ok"), ("icmp", 60, "timeout"),
         ("snmp", 121, "timeout"), ("icmp", 240, "ok"),
     ]  # fmt: skip
+
+
+def test_a_slow_module_job_does_not_hold_a_dead_device_up(lab: Lab) -> None:
+    lab.put(T0, [Sample.of("netmon_probe_success", 1)], probe="topology", interval=900)
+    lab.put(T0 + 60, [Sample.of("netmon_probe_success", 0)], ok=False, probe="icmp")
+    lab.put(T0 + 61, [Sample.of("netmon_probe_success", 0)], ok=False, probe="snmp")
+    lab.store.flush()
+    assert [o.start for o in lab.store.outages(since=T0)] == [T0 + 60]
 
 
 def test_an_outage_continues_across_a_restart(lab: Lab) -> None:
