@@ -7,22 +7,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from monitor.daemon import Monitor
-from monitor.store.history import HistoryStore
-
-
-async def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    """Poll until ``predicate`` holds (a bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout:.0f}s")
-        await asyncio.sleep(0.1)
+from tests.integration.test_daemon import wait_for
+from tests.integration.test_history_restart import read
 
 
 def config(port: int, history: str = "") -> str:
@@ -35,15 +24,6 @@ groups:
     tcp_ports: [{port}]
     targets: [{{name: web-1, address: 127.0.0.1}}]
 {history}"""
-
-
-def read(path: Path, fn: Callable[[HistoryStore], object]) -> object:
-    """Open the file read-only, as another process would, read, close."""
-    store = HistoryStore.open_readonly(path)
-    try:
-        return fn(store)
-    finally:
-        store.close()
 
 
 def recorded(path: Path) -> int:
