@@ -52,6 +52,21 @@ def test_replay_prints_what_would_be_sent_the_same_every_time() -> None:
     assert text.stdout.rstrip().splitlines()[-1].startswith(f"summary: {len(sent)} notifications")
 
 
+def test_replay_from_history_without_a_history_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "netmon.yml"
+    config.write_text((EXAMPLES / "netmon.yml").read_text().replace(
+        "state_file: /var/lib/netmon/alerts.db", f"state_file: {tmp_path}/alerts.db"))
+    done = _netmon("alerts", "replay", "--from-history", "7d", "-c", str(config))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"netmon: {tmp_path}/alerts-history.db: no history file" in done.stderr, done.stderr
+    config.write_text(config.read_text() + "history: {enabled: false}\n")
+    done = _netmon("alerts", "replay", "--from-history", "7d", "-c", str(config))
+    assert done.returncode == 1
+    assert "history.enabled is false: there is no recorded history to replay" in done.stderr
+    done = _netmon("alerts", "replay", "-c", str(config))
+    assert done.returncode == 2 and "give a TIMELINE.yml or --from-history SINCE" in done.stderr
+
+
 def test_replay_mistakes_are_file_line_field(tmp_path: Path) -> None:
     timeline = tmp_path / "week.yml"
     timeline.write_text("start: 2026-09-07 06:00\nchanges:\n  - {at: +1h, target: no-such-printer}\n"
@@ -160,6 +175,21 @@ def test_a_real_run_and_its_replay_send_the_same(mail: Any, tmp_path: Path) -> N
     replayed = [n["subject"] for n in json.loads(done.stdout)["notifications"]]
     assert replayed == real
     assert [s.split("]")[0] for s in real] == ["[FIRING", "[FIRING", "[RESOLVED"], real
+
+    # The same from what the run recorded in its history store, through the same config ...
+    since, until = _iso(started - 1), _iso(started + end)
+    done = _netmon("alerts", "replay", "--from-history", since, "--until", until,
+                   "-c", str(nm.config), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [n["subject"] for n in json.loads(done.stdout)["notifications"]] == real
+    # ... and through a changed one: the web port no longer alerts.
+    changed = yaml.safe_load(nm.config.read_text())
+    changed["alerts"]["overrides"] = [{"target": "nas", "rules": {"tcp_service_down": {"for": "1h"}}}]
+    (nm.workdir / "changed.yml").write_text(yaml.safe_dump(changed))  # beside the history
+    done = _netmon("alerts", "replay", "--from-history", since, "--until", until,
+                   "-c", str(nm.workdir / "changed.yml"), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["notifications"] == []
 
 
 def _iso(ts: float) -> str:
