@@ -474,6 +474,8 @@ class Monitor:
             return [_config_error(inv.name, probe or "snmp", message)]
         except ValueError as exc:
             return [_config_error(inv.name, probe or "snmp", str(exc))]
+        if module is None:  # slow modules' jobs (topology) only when asked for by name
+            jobs = [j for j in jobs if j.awaited]
         if not jobs:
             why = "no TCP port configured for it" if probe == "tcp" else "no probes configured"
             return [_config_error(inv.name, probe or "icmp", why)]

@@ -108,6 +108,9 @@ def test_where_and_inferred_parents_end_to_end(school_agent: simlab.Agent, tmp_p
                    for lbl, _ in metrics(nm).get("netmon_interface_uplink", [])}  # fmt: skip
         assert {("sw-core", "25", "sw-b1"), ("sw-core", "26", "sw-b2"), ("sw-b2", "24", "sw-core")} <= uplinks
         _check_map_in_chromium(nm.url, tmp_path)
+        # /probe (Prometheus' multi-target scrapes) leaves the 15-minute module out unless asked
+        assert "netmon_topology_" not in _get(f"{nm.url}/probe?target=sw-core")
+        assert 'netmon_topology_table_rows{' in _get(f"{nm.url}/probe?target=sw-core&module=topology")
         # the inferred parents written into the config: from then on they are the config's
         wrote = nm.cli("topology", "suggest-parents", "--write")
         assert wrote.returncode == 0 and "group lab-204: parent sw-b2" in wrote.stdout, wrote.stderr
