@@ -177,3 +177,19 @@ def test_a_device_no_arp_table_knows_is_found_by_its_own_mac(targets: list[Inven
     assert found is not None and found.place is not None
     assert (found.place.switch, found.place.alias, found.mac) == ("sw-b1", "Staff room", "00:1b:a9:0b:a7:52")
     assert topo.inferred_parents()["staffroom-printer"] == "sw-b1"
+
+
+def test_parent_auto_and_none_are_words_not_targets(tmp_path: Path) -> None:
+    path = tmp_path / "netmon.yml"
+    path.write_text(
+        "groups:\n"
+        "  - name: lab\n    role: lab\n    probes: [icmp]\n    parent: auto\n"
+        "    targets:\n"
+        "      - {name: a, address: 127.0.0.5}\n"
+        "      - {name: b, address: 127.0.0.6, parent: none}\n"
+        "      - {name: c, address: 127.0.0.7, parent: a}\n"
+    )
+    got = {t.name: (t.parent, t.auto_parent) for t in resolve_targets(load_config(path))}
+    assert got == {"a": (None, True), "b": (None, False), "c": ("a", False)}
+    assert effective_parents(resolve_targets(load_config(path)), {"a": "sw", "b": "sw", "c": "sw"}) == {
+        "a": ("sw", "topology"), "c": ("a", "config")}  # fmt: skip
