@@ -15,16 +15,23 @@ A week in seconds, exactly as a run would go (up to the daemon's sub-second jitt
   changes nothing, so the replay ticks only after an observation that changed
   something and at the deadlines the engine (:meth:`AlertEngine.next_due`) and the
   dispatcher (:meth:`Dispatcher.next_due`) report.
-- Probe runs. A target whose results have not changed for long enough (three
-  intervals, plus the longest ``window`` of a ``rate``/``resets``/``max_over_time`` rule
-  reading a metric that changed) gives the same observations at every run, so its runs
-  are skipped -- unless the engine is watching it for a parent verdict
-  (:meth:`AlertEngine.watching`), in which case its last observations are observed
-  again. Before a skipped target's results change, the runs of the last window are
-  evaluated again without observing them, so the rules' memory of rates and maxima is
-  what continuous probing would have left.
+- Probe runs. A target whose results have not changed for long enough (three of its
+  longest interval, plus the longest ``rate`` window reading a metric that changed)
+  gives the same observations at every run, so its runs are skipped -- unless the
+  engine is watching it for a parent verdict (:meth:`AlertEngine.watching`); then its
+  last observations are observed again. A ``max_over_time`` or ``resets`` window wakes
+  the target again shortly before the points from before a change leave it. Before a
+  skipped target's results change, the rules' memory is rebuilt as continuous probing
+  would have left it: the skipped runs of its longest ``rate`` window are evaluated
+  again (observations not used); for ``max_over_time`` and ``resets`` of a steady
+  series only the newest point matters, so the last run is.
 - Restarts stop the service (its state file stays) and start a new one, whose rules
   wait for the first result of each of a target's jobs, as ``netmon run`` does.
+
+``exhaustive=True`` evaluates every run and ticks every second (the daemon's way; the
+tests check that both give the same notifications). One difference remains on purpose:
+a resolved alert is forgotten at the first tick after its hour of retention, which
+changes no notification unless ``group_interval`` is longer than that hour.
 """
 
 from __future__ import annotations
@@ -126,7 +133,7 @@ def replay_job(target: str, job: PlannedJob, epoch: float) -> ReplayJob:
     elif job.probe == "snmp":
         fail = s.timeout * (s.retries + 1)
     else:
-        fail = s.timeout
+        fail = float(getattr(s, "timeout", OK_SECONDS))
     icmp = s if isinstance(s, IcmpSettings) else None
     return ReplayJob(target, job.store_name, job.probe, job.interval,
                      (epoch + job.phase) % job.interval, fail, icmp)  # fmt: skip
@@ -388,6 +395,7 @@ class Replay:
     # --- driving ---
 
     def run(self) -> ReplayReport:
+        """Replay the whole timeline (once per instance: it owns a temporary state file)."""
         tl = self.timeline
         start, end = tl.start_ts, tl.end_ts()
         for i, change in enumerate(tl.changes):

@@ -51,6 +51,7 @@ from pydantic import (
     model_validator,
 )
 
+from alerts.schedule import _check_timezone
 from alerts.silences import Matcher
 from probes.errors import ConfigError
 from probes.metrics import METRICS
@@ -103,14 +104,6 @@ def _when(value: Any) -> float | datetime:
 
 When = Annotated[float | datetime, BeforeValidator(_when)]
 Span = Annotated[float, BeforeValidator(parse_span)]
-
-
-def _check_zone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError("unknown time zone; use an IANA name such as Europe/London") from None
-    return value
 
 
 def _check_metric(value: str) -> str:
@@ -182,7 +175,7 @@ class RestartSetting(StrictModel):
 class Timeline(StrictModel):
     """A whole timeline file (see the module docstring)."""
 
-    timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
     start: When
     end: When | None = None
     changes: list[Change] = Field(default_factory=list)
