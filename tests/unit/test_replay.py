@@ -223,6 +223,22 @@ def test_a_silence_in_the_timeline(tmp_path: Path) -> None:
     assert report.suppressed["silenced"] == 1
 
 
+def test_alertmanager_posts_are_recorded_too(tmp_path: Path) -> None:
+    """An Alertmanager gets the firing alert, re-sent every resend_every while it fires
+    (its own grouping decides the emails), then the resolved one; the password in its
+    url is not shown."""
+    report = replay(tmp_path, [_hosts("servers", ["nas"])], [
+        {"at": "+1h", "target": "nas", "status": "timeout"},
+        {"at": "+1h10m", "target": "nas", "status": "ok"},
+    ], alerts={"alertmanagers": [{"urls": ["http://netmon:s3cret@am.school.example:9093"],
+                                  "resend_every": "5m"}]})  # fmt: skip
+    posts = [n for n in report.notifications if n.kind == "alertmanager"]
+    assert {n.receiver for n in posts} == {"http://netmon:****@am.school.example:9093"}
+    assert [n.alerts for n in posts] == [(("device_down", "nas", "firing"),)] * 2 + [
+        (("device_down", "nas", "resolved"),)]
+    assert [n.kind for n in report.notifications if n.kind != "alertmanager"] == ["firing", "resolved"]
+
+
 # --- skipping steady runs changes nothing -----------------------------------------------
 
 
