@@ -278,7 +278,8 @@ def thresholds(rules: RuleSet | None, info: TargetInfo) -> tuple[float, float]:
 
 def is_waste(labels: Mapping[str, str]) -> bool:
     """A waste container (its level is the share filled): Printer-MIB class receptacle,
-    or "waste" in its description (the history keeps the description)."""
+    (the history keeps the class), or "waste" in its description (files written before
+    the class was kept)."""
     return labels.get("class") == "receptacle" or "waste" in labels.get("description", "").lower()
 
 

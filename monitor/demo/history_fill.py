@@ -31,6 +31,8 @@ from probes.registry import run_probe
 from probes.result import ProbeResult, Sample, Status
 
 DAY = 86400.0
+#: Seconds a made-up outage keeps from the ends of the filled day.
+MARGIN = 600.0
 #: Seconds between the made-up runs of the last day, and of the printers' four weeks.
 STEP = 300.0
 SUPPLY_STEP = 3600.0
@@ -50,18 +52,26 @@ def school_hours(t: float) -> float:
 
 
 def demo_outages(now: float, jobs: list[ProbeJob]) -> Outages:
-    """Last night a lab PC, yesterday afternoon the office copier."""
+    """Last night a lab PC, yesterday afternoon the office copier: the latest such time
+    of day that lies wholly inside the day before ``now`` (the filled span)."""
     today = (
         datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     )
+
+    def latest(start_hour: float, end_hour: float) -> tuple[float, float]:
+        start, end = today + start_hour * 3600, today + end_hour * 3600
+        if end + MARGIN > now:  # not over yet today: yesterday's, unless that is cut off
+            start, end = start - DAY, end - DAY
+        if start < now - DAY + MARGIN:  # ``now`` falls in the window: the hour before
+            start, end = now - MARGIN - (end - start), now - MARGIN
+        return start, end
+
     names = {j.target.name for j in jobs}
     lab_pc = sorted(j.target.name for j in jobs if j.target.role == "lab")[:1]
-    out: Outages = {
-        name: [(today - DAY + 2.2 * 3600, today - DAY + 2.95 * 3600)] for name in lab_pc
-    }
+    out: Outages = {name: [latest(2.2, 2.95)] for name in lab_pc}
     if "office-copier" in names:
-        out["office-copier"] = [(today - DAY + 14.1 * 3600, today - DAY + 14.75 * 3600)]
-    return {name: [(a, b) for a, b in spans if b < now] for name, spans in out.items()}
+        out["office-copier"] = [latest(14.1, 14.75)]
+    return out
 
 
 class _Past:

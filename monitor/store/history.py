@@ -11,7 +11,8 @@ netmon_probe_success                    (none; the probe is the series' ``probe`
 netmon_icmp_rtt_seconds                 (none; the average of the run's echoes)     value
 netmon_icmp_packet_loss_ratio           (none)                                      value
 netmon_printer_supply_level_ratio       ``supply`` (Printer-MIB index, e.g. 1.1),   value
-                                        ``description`` (the supply's own text)
+                                        ``description`` (the supply's own text),
+                                        ``class`` (consumable or receptacle)
 netmon_printer_pages_total              ``marker`` when the printer has several     counter
 netmon_interface_receive_bytes_total,   ``interface`` (ifName, else ifDescr),       per-
 ..._transmit_bytes_total,               ``ifindex``                                 second
@@ -175,7 +176,7 @@ class HistorySettings(StrictModel):
     #: state file (``netmon-history.db``, per shard like the state file).
     path: str | None = None
     #: The file is kept under this size (oldest data first, see the module docstring).
-    max_size: ByteSize = 500_000_000
+    max_size: ByteSize = 1_000_000_000
     retention: HistoryRetention = Field(default_factory=HistoryRetention)
 
 
@@ -271,7 +272,9 @@ KEPT: dict[str, tuple[dict[str, str], bool]] = {
     "netmon_probe_success": ({}, False),
     "netmon_icmp_rtt_seconds": ({}, False),
     "netmon_icmp_packet_loss_ratio": ({}, False),
-    "netmon_printer_supply_level_ratio": ({"index": "supply", "supply": "description"}, False),
+    # ``class``: a waste container (receptacle) fills up while a toner empties.
+    "netmon_printer_supply_level_ratio": (
+        {"index": "supply", "supply": "description", "class": "class"}, False),
     "netmon_printer_pages_total": ({"marker": "marker"}, False),
     "netmon_interface_receive_bytes_total": (_INTERFACE, True),
     "netmon_interface_transmit_bytes_total": (_INTERFACE, True),

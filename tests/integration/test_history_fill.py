@@ -5,6 +5,7 @@ a file the daemon's store carries on writing."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -58,3 +59,20 @@ def test_the_demo_history(tmp_path: Path) -> None:
     catalog = daemon_store.catalog("lab-204-10")
     daemon_store.close()
     assert len([c for c in catalog if c[1] == "netmon_probe_success"]) == 1
+
+
+def test_the_demo_outages_lie_inside_the_filled_day_at_any_hour() -> None:
+    """Whatever the time the demo starts, both made-up outages are whole and inside the
+    day it fills (a start at 02:30 once cut the lab PC's night outage off)."""
+    from types import SimpleNamespace
+
+    jobs: list = [SimpleNamespace(target=SimpleNamespace(name=n, role=r))
+                  for n, r in (("lab-204-10", "lab"), ("office-copier", "printer"))]  # fmt: skip
+    midnight = datetime(2026, 12, 3).timestamp()
+    for minute in range(0, 24 * 60, 7):
+        now = midnight + minute * 60
+        spans = history_fill.demo_outages(now, jobs)
+        assert set(spans) == {"lab-204-10", "office-copier"}
+        for (start, end), in spans.values():
+            assert now - history_fill.DAY < start < end < now, (minute, start - now, end - now)
+            assert 0.5 * 3600 < end - start < 3600
