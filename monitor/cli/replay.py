@@ -36,7 +36,7 @@ EXAMPLES = """\
 examples:
   netmon alerts replay examples/replay-toner.yml -c examples/netmon.yml
   netmon alerts replay week.yml -c netmon.yml --json > week.json
-  netmon alerts replay --from-history 7d -c netmon-new-schedule.yml   # last week, new config
+  netmon alerts replay --from-history 7d -c new.yml --history /var/lib/netmon/netmon-history.db
   netmon alerts replay --from-history "2026-09-07 00:00" --until "2026-09-12 00:00" -c netmon.yml
 The timeline's format is described in the README (Alert replay) and in alerts/timeline.py."""
 
@@ -56,6 +56,9 @@ def add_replay(actions: Any) -> None:
     replay.add_argument("--from-history", metavar="SINCE",
                         help="replay the recorded history since SINCE (7d = a week ago, or a time)")
     replay.add_argument("--until", metavar="UNTIL", help="with --from-history: up to then (default: now)")
+    replay.add_argument("--history", metavar="FILE",
+                        help="with --from-history: the history file (default: the config's, "
+                             "as netmon run writes it)")
     replay.add_argument("--timezone", default="UTC",
                         help="with --from-history: for times without an offset and the output (default UTC)")
     replay.set_defaults(handler=alerts_replay)
@@ -102,7 +105,7 @@ def alerts_replay(opts: argparse.Namespace) -> int:
             loaded = load_timeline(Path(opts.timeline))
         else:
             loaded = history_timeline(cfg, Path(opts.config), opts.from_history, opts.until,
-                                      opts.timezone)  # fmt: skip
+                                      opts.timezone, opts.history)  # fmt: skip
         replay = build_replay(cfg, loaded, Path(opts.config))
     except TimelineError as exc:
         return _problems(exc.problems, f"timeline error in {source}")
@@ -161,8 +164,9 @@ def _moment(text: str, zone: Any, now: float) -> float:
 
 
 def history_timeline(cfg: Any, config_path: Path, since_text: str, until_text: str | None,
-                     timezone: str) -> Any:
-    """The timeline of what the config's history store recorded in [SINCE, UNTIL)."""
+                     timezone: str, history_file: str | None = None) -> Any:
+    """The timeline of what the history store recorded in [SINCE, UNTIL): the config's
+    (``history:``, beside its alert state file), or ``history_file``."""
     import time
     import zoneinfo
 
@@ -174,11 +178,13 @@ def history_timeline(cfg: Any, config_path: Path, since_text: str, until_text: s
         zone = zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise HistoryUnavailable(f"--timezone {timezone}: unknown time zone") from None
-    if not cfg.history.enabled:
+    if not cfg.history.enabled and history_file is None:
         raise HistoryUnavailable(f"{config_path}: history.enabled is false: there is no "
-                                 "recorded history to replay (replay a TIMELINE.yml instead)")
+                                 "recorded history to replay (replay a TIMELINE.yml, or name "
+                                 "a history file with --history)")
     base_dir = Path(config_path).resolve().parent
-    path = history_path(cfg.history, base_dir, state_path(cfg.alerts, base_dir))
+    path = Path(history_file) if history_file else history_path(
+        cfg.history, base_dir, state_path(cfg.alerts, base_dir))
     now = time.time()
     since = _moment(since_text, zone, now)
     until = _moment(until_text, zone, now) if until_text else now

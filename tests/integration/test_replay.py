@@ -185,9 +185,10 @@ def test_a_real_run_and_its_replay_send_the_same(mail: Any, tmp_path: Path) -> N
     # ... and through a changed one: the web port no longer alerts.
     changed = yaml.safe_load(nm.config.read_text())
     changed["alerts"]["overrides"] = [{"target": "nas", "rules": {"tcp_service_down": {"for": "1h"}}}]
-    (nm.workdir / "changed.yml").write_text(yaml.safe_dump(changed))  # beside the history
+    (tmp_path / "changed.yml").write_text(yaml.safe_dump(changed))
     done = _netmon("alerts", "replay", "--from-history", since, "--until", until,
-                   "-c", str(nm.workdir / "changed.yml"), "--json")  # fmt: skip
+                   "--history", str(nm.workdir / "netmon-history.db"),
+                   "-c", str(tmp_path / "changed.yml"), "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["notifications"] == []
 
