@@ -151,7 +151,7 @@ def report_availability(opts: argparse.Namespace) -> int:
         return opened
     cfg, history = opened
     try:
-        devices = devices_from_config(cfg)
+        devices = devices_from_config(cfg, Path(opts.config))
         base_dir = Path(opts.config).resolve().parent
         rows = availability(history, devices, since=since, until=until, by=opts.by, base_dir=base_dir)
         outages = recent_outages(history, devices, since=since, until=until, limit=max(opts.outages, 0))

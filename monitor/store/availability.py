@@ -34,7 +34,7 @@ from alerts.silences import Matcher
 from monitor.store.history import HistoryStore, Outage
 
 if TYPE_CHECKING:
-    from monitor.config import NetmonConfig
+    from monitor.config import InventoryTarget, NetmonConfig
 
 Intervals = list[tuple[float, float]]
 By = Literal["device", "room", "role"]
@@ -116,24 +116,39 @@ class Device:
         return {**self.labels, "target": self.name, "role": self.role, **DOWN_ALERT}
 
 
-def devices_from_config(cfg: NetmonConfig) -> list[Device]:
-    """The inventory's targets as :class:`Device` rows (schedules resolved)."""
-    from monitor.config import resolve_targets
+def devices_of(
+    targets: Iterable[InventoryTarget],
+    schedules: Mapping[str, Schedule],
+    inferred: Mapping[str, str] | None = None,
+) -> list[Device]:
+    """Inventory targets as :class:`Device` rows: schedules looked up, parents as the
+    alerting uses them (a written ``parent:``, else the one the topology inferred for a
+    target left at ``parent: auto``). Today's parents and schedules apply to the whole
+    period, like the config's rules do."""
+    from monitor.topology import effective_parents
 
+    targets = list(targets)
+    parents = effective_parents(targets, inferred or {})
     return [
         Device(
             t.name,
             t.role,
             {"group": t.group, **t.labels},
-            t.parent,
-            _schedule(cfg, t.expected_online),
+            parents[t.name][0] if t.name in parents else None,
+            schedules.get(t.expected_online) if t.expected_online else None,
         )
-        for t in resolve_targets(cfg)
+        for t in targets
     ]
 
 
-def _schedule(cfg: NetmonConfig, name: str | None) -> Schedule | None:
-    return cfg.schedules.get(name) if name else None
+def devices_from_config(cfg: NetmonConfig, config_path: Path | None = None) -> list[Device]:
+    """The config's targets as :class:`Device` rows; with ``config_path``, parents the
+    topology of that config's ``netmon run`` inferred count too."""
+    from monitor.config import resolve_targets
+    from monitor.topology import for_config
+
+    inferred = for_config(cfg, config_path).inferred_parents() if config_path else {}
+    return devices_of(resolve_targets(cfg), cfg.schedules, inferred)
 
 
 def schedule_intervals(

@@ -43,7 +43,14 @@ from alerts.advice import MEANINGS
 from alerts.model import Alert, AlertState, Suppression
 from monitor.config import InventoryTarget
 from monitor.store.availability import CLASSES as AVAILABILITY_CLASSES
-from monitor.store.availability import Availability, By, Device, availability, recent_outages
+from monitor.store.availability import (
+    Availability,
+    By,
+    Device,
+    availability,
+    devices_of,
+    recent_outages,
+)
 from monitor.store.history import HistoryStore, Series, parse_long_duration
 from monitor.store.results import ResultStore, StoredResult
 from monitor.web import charts
@@ -666,13 +673,11 @@ def history_of(backend: object) -> HistoryStore | None:
 
 def availability_devices(backend: StatusBackend) -> list[Device]:
     """The inventory as availability rows, schedules from the running config (the
-    targets are resolved already; the config is read only for its schedules)."""
+    targets are resolved already) and parents as the alerting has them (written, or
+    inferred by the topology)."""
     schedules = getattr(getattr(backend, "config", None), "schedules", None) or {}
-    return [
-        Device(t.name, t.role, {"group": t.group, **t.labels}, t.parent,
-               schedules.get(t.expected_online) if t.expected_online else None)
-        for t in backend.targets()
-    ]  # fmt: skip
+    inferred = getattr(backend, "inferred_parents", None)
+    return devices_of(backend.targets(), schedules, inferred() if callable(inferred) else None)
 
 
 class AvailabilityCache:

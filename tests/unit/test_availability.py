@@ -140,3 +140,32 @@ def test_rooms_and_roles_add_up_device_seconds(lab: Lab) -> None:
     roles = report(lab, devices, by="role")
     assert list(roles) == ["lab", "switch"]  # worst first
     assert roles["lab"].ratio == 46 / 48
+
+
+def test_parents_the_topology_inferred_count_like_written_ones(lab: Lab) -> None:
+    """A PC left at ``parent: auto`` behind a closet switch the topology found: the
+    closet's outage is maintenance for it; a written parent wins over the inferred one,
+    and ``parent: none`` takes none."""
+    from dataclasses import replace
+
+    from monitor.store.availability import devices_of
+    from tests.unit.test_status_view import target as inventory_target
+
+    def target(name: str, role: str, parent: str | None = None, auto: bool = True) -> object:
+        return replace(inventory_target(name, role, parent), auto_parent=auto)
+
+    timeline(lab, "closet", (8, 9))
+    timeline(lab, "other", (8, 9))
+    for pc in ("pc-auto", "pc-written", "pc-none"):
+        timeline(lab, pc, (8, 10))
+    inferred = {"pc-auto": "closet", "pc-written": "closet", "pc-none": "closet"}
+    targets = [target("closet", "switch"), target("other", "switch"), target("pc-auto", "lab"),
+               target("pc-written", "lab", parent="other", auto=False),
+               target("pc-none", "lab", auto=False)]  # fmt: skip
+    devices = {d.name: d for d in devices_of(targets, {}, inferred)}
+    assert (devices["pc-auto"].parent, devices["pc-written"].parent) == ("closet", "other")
+    assert devices["pc-none"].parent is None
+    rows = report(lab, list(devices.values()))
+    assert hours(rows["pc-auto"]) == (22, 1, 0, 1, 0)
+    assert hours(rows["pc-written"]) == (22, 1, 0, 1, 0)
+    assert hours(rows["pc-none"]) == (22, 2, 0, 0, 0)
