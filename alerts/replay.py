@@ -161,9 +161,9 @@ class JobState:
         """Take a change; returns the metrics whose samples it touched."""
         touched: set[str] = set()
         if change.status is not None and change.status is not self.status:
-            self.status = change.status
+            self.status, self.explanation = change.status, change.explanation  # a new story
             touched.add(RUNNER_METRICS[0])
-        if change.explanation is not None:
+        elif change.explanation is not None:
             self.explanation = change.explanation
         for setting in change.samples:
             touched.add(setting.metric)
