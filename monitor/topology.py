@@ -105,6 +105,9 @@ class Topology:
         self._devices: dict[str, dict[str, Any]] = {}
         self._parents: dict[str, str] = {}
         self._saved_at = -float("inf")
+        #: Switch tables arrived since the last save (a model nobody fed is not rewritten:
+        #: a netmon that fails at start-up leaves the file as it was).
+        self._unsaved = False
         if path is not None and path.exists():
             self._load(path)
         self._rebuild()
@@ -144,6 +147,7 @@ class Topology:
         with self._lock:
             old = self._switches.get(target)
             self._switches[target] = new
+            self._unsaved = True  # "at" moved at least: the file says when it was seen
             if old is None or any(old[k] != new[k] for k in ("sys_name", "macs", "ports", "links", "arp")):
                 return self._rebuild()
             # The usual poll: only the forwarding table moved. Re-place only the
@@ -366,7 +370,7 @@ class Topology:
         """Write the model atomically (a crash leaves the old file, never half a file);
         with ``every``, at most once in that many seconds (a district's file is ~10 MB:
         the daemon saves once a minute and at exit, not after each switch)."""
-        if self.path is None:
+        if self.path is None or not self._unsaved:
             return
         now = time.monotonic()
         if every and now - self._saved_at < every:
@@ -376,15 +380,19 @@ class Topology:
             doc = {"format": FORMAT, "saved_at": time.time(), "switches": self._switches,
                    "devices": self._devices}  # fmt: skip
             text = json.dumps(doc, sort_keys=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".topology-", dir=self.path.parent)
-        try:
+            self._unsaved = False
+        tmp: str | None = None
+        try:  # a cache: a full or read-only disk costs a log line, never the service
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".topology-", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
             os.replace(tmp, self.path)
         except OSError as exc:
-            log.warning("cannot write the topology to %s: %s", self.path, exc.strerror)
-            Path(tmp).unlink(missing_ok=True)
+            log.warning("cannot write the topology to %s: %s", self.path, exc.strerror or exc)
+            self._unsaved = True
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
     def _load(self, path: Path) -> None:
         try:

@@ -111,6 +111,28 @@ def test_moves_failed_polls_and_persistence(targets: list[InventoryTarget], tmp_
     assert again.inferred_parents() == topo.inferred_parents()
 
 
+def test_saving_writes_only_news_and_never_raises(
+    targets: list[InventoryTarget], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model nobody fed leaves the file alone (a netmon failing at start-up on a
+    read-only disk printed a second error for it); a disk that refuses the file costs a
+    log line, and the model tries again at the next save."""
+    path = tmp_path / "topology.json"
+    idle = Topology(path)
+    idle.set_inventory(targets)
+    idle.save()
+    assert not path.exists()
+    topo = _model(targets, tmp_path / "gone" / "topology.json")
+    (tmp_path / "gone").write_text("a file where the folder should be")
+    topo.save()
+    assert "cannot write the topology" in caplog.text
+    (tmp_path / "gone").unlink()
+    topo.save()
+    again = Topology(tmp_path / "gone" / "topology.json")
+    again.set_inventory(targets)
+    assert again.where("lab-204-10") == topo.where("lab-204-10")
+
+
 def test_a_broken_file_is_ignored(targets: list[InventoryTarget], tmp_path: Path) -> None:
     path = tmp_path / "topology.json"
     path.write_text("{not json")
