@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"healthy after {healthy_s:.1f} s; warm-up {args.interval:g} s, then "
                   f"{args.seconds:g} s measured", flush=True)  # fmt: skip
             window = (t_healthy + args.interval, t_healthy + args.interval + args.seconds)
-            n_snmp = len(fl.devices)
+            regular = {(j.target.name, j.store_name) for j in lab.regular_jobs(fl)}
 
             def all_seen(scrapes: list[lab.Scrape]) -> bool:
-                return len(scrapes[-1].status) >= n_snmp + len(fl.live) + len(fl.dead)
+                return regular <= set(scrapes[-1].status)
 
             scrapes = lab.observe(netmon, args.interval + args.seconds, args.scrape_every,
                                   until=all_seen)  # fmt: skip

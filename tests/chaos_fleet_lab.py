@@ -64,7 +64,7 @@ import yaml
 from benchmarks import fast_agent
 from monitor.config import load_config, resolve_targets
 from monitor.demo import simlab
-from monitor.scheduler import _EPOCH, plan_jobs
+from monitor.scheduler import _EPOCH, ProbeJob, plan_jobs
 from tests import netns as nn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -641,12 +641,18 @@ def _fires(phase: float, interval: float, t0: float, t1: float) -> list[float]:
     return [first + k * interval for k in range(k0, k1 + 1)]
 
 
+def regular_jobs(fleet_: Fleet) -> list[ProbeJob]:
+    """The fleet's jobs that poll every interval: a switch's topology job (every 15
+    minutes, not waited for) is not what the fleet measures."""
+    return [j for j in plan_jobs(resolve_targets(load_config(fleet_.config))) if j.awaited]
+
+
 def evaluate(fleet_: Fleet, scrapes: Sequence[Scrape], targets: Sequence[dict[str, Any]],
              log_text: str, window: tuple[float, float]) -> Figures:  # fmt: skip
     """The figures of a run: per kind the statuses given; healthy jobs probed every
     interval inside ``window`` (every fire time in it whose interval ended before the
     last scrape has a run finishing inside that interval); lag; log problems."""
-    jobs = plan_jobs(resolve_targets(load_config(fleet_.config)))
+    jobs = regular_jobs(fleet_)
     kind_of = {(j.target.name, j.probe): j.target.labels.get("chaos", "") for j in jobs}
     seen: dict[tuple[str, str], Counter[str]] = {job: Counter() for job in kind_of}
     finishes: dict[tuple[str, str], set[float]] = {job: set() for job in kind_of}
