@@ -11,7 +11,8 @@ probe's own explanation), the kept series the rules read (round-trip time, loss,
 supply levels, port status and error rates, the UPS), the silences, and the gaps when
 netmon was not running (replayed as restarts). The store keeps only those series, so
 rules on others (disk and memory use, CPU, printer conditions) cannot fire in such a
-replay; a supply is taken as a consumable unless its description says waste.
+replay; a supply's class (consumable or waste container) comes from the store, or from
+"waste" in its description in files written before the store kept it.
 """
 
 from __future__ import annotations
@@ -265,9 +266,10 @@ def _series_changes(metric: str, series: Any, step: float) -> list[tuple[float, 
     if metric == "netmon_icmp_rtt_seconds":
         labels = {"stat": "avg"}
     elif metric == "netmon_printer_supply_level_ratio":
-        waste = "waste" in kept.get("description", "").lower()
+        from alerts.digest import is_waste
+
         labels = {"index": kept.get("supply", ""), "supply": kept.get("description", ""),
-                  "class": "receptacle" if waste else "consumable"}  # fmt: skip
+                  "class": "receptacle" if is_waste(kept) else "consumable"}  # fmt: skip
     elif "ifindex" in kept:
         labels = {"if_index": kept["ifindex"], "if_name": kept.get("interface", "")}
     else:
