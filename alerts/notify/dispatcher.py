@@ -188,7 +188,7 @@ class Dispatcher:
                 self.outbox.save_group(state)
             if now < state.first_seen_at + route.group_wait:
                 return 0
-            return self._send(route, state, firing, {}, now)
+            return self._send(route, state, firing, {}, now, acks=acks)
         resolved = {fp: _as_resolved(by_fp.get(fp), snap, now) for fp, snap in state.sent.items()
                     if fp not in firing and not _still_firing(by_fp.get(fp))}
         new = [fp for fp in firing if fp not in state.sent
@@ -196,17 +196,19 @@ class Dispatcher:
         if new or resolved:
             if now < state.last_sent_at + route.group_interval:
                 return 0
-            return self._send(route, state, firing, resolved, now)
+            return self._send(route, state, firing, resolved, now, acks=acks)
         unacknowledged = any(fp not in acks for fp in firing)
         if unacknowledged and now >= state.last_sent_at + route.repeat_interval:
-            return self._send(route, state, firing, {}, now)
+            return self._send(route, state, firing, {}, now, acks=acks)
         return 0
 
     def _send(self, route: Route, state: GroupState, firing: dict[str, Alert],
-              resolved: dict[str, Alert], now: float, kind: str | None = None) -> int:
+              resolved: dict[str, Alert], now: float, kind: str | None = None,
+              acks: Mapping[str, Ack] | None = None) -> int:
         kind = kind or ("firing" if firing else "resolved")
-        added = self._enqueue(route.receiver, state, kind, [*firing.values()],
-                              [*resolved.values()], now)
+        acks = acks or {}
+        listed = [_acknowledged(a, acks[fp]) if fp in acks else a for fp, a in firing.items()]
+        added = self._enqueue(route.receiver, state, kind, listed, [*resolved.values()], now)
         sent = {fp: snap for fp, snap in state.sent.items() if fp not in resolved}
         sent.update({fp: a.to_json() for fp, a in firing.items()})
         if not sent and kind != "flapping":
@@ -318,6 +320,15 @@ class Dispatcher:
                     url, now, {fp: a.to_json() for fp, a in firing.items()})
                 added += 1
         return added
+
+
+def _acknowledged(alert: Alert, ack: Ack) -> Alert:
+    """A firing alert someone acknowledged, as a notification lists it: "sam: toner
+    ordered" in its ``acknowledged`` annotation (it is still sent when a new alert joins
+    its group; the email then says who is on it instead of offering the link again)."""
+    who = f"{ack.author}: {ack.comment}" if ack.comment else ack.author
+    return replace(alert, annotations={**alert.annotations, "acknowledged": who,
+                                       "acknowledged_at": f"{ack.acked_at:.0f}"})  # fmt: skip
 
 
 def _group_key(route: Route, labels: Mapping[str, str]) -> str:

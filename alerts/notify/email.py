@@ -179,7 +179,8 @@ def _view(alert: Alert, links: Links, now: float) -> dict[str, Any]:
         "since": since, "ends_at": alert.ends_at, "lasted": lasted,
         "duration": in_words(now - since) if since is not None and alert.ends_at is None else "",
         "device_url": links.device(alert.target), "grafana_url": links.grafana(alert.labels),
-        "ack_url": links.ack(alert, now),
+        "acknowledged": notes.get("acknowledged", ""),
+        "ack_url": "" if notes.get("acknowledged") else links.ack(alert, now),
     }
 
 

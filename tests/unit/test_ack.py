@@ -61,6 +61,27 @@ def test_acknowledged_group_sends_no_repeat_but_new_alerts_and_resolved_go_out()
         ("firing", ["firing", "resolved"])]                        # the resolved notice
 
 
+def test_a_notice_says_who_is_on_an_acknowledged_alert() -> None:
+    """When a new alert joins an acknowledged one's group, the email lists both and says
+    who acknowledged the first, instead of offering its link again."""
+    from alerts.notify.email import EmailRenderer, Links
+
+    h = Harness(settings())
+    a, b = make_alert("sw-a"), make_alert("sw-b")
+    h.step([a], 0)
+    h.step([a], 30)
+    ack.acknowledge(h.conn, [a], author="alice", comment="toner ordered", via="cli", now=60)
+    [row] = h.step([a, b], 30 + 5 * 3600)
+    listed = {x.target: x for x in row.notification.alerts}
+    assert listed["sw-a"].annotations["acknowledged"] == "alice: toner ordered"
+    assert "acknowledged" not in listed["sw-b"].annotations
+    links = Links("http://netmon.school.example", "", SECRET)
+    mail = EmailRenderer(links=links).render(row.notification, {})
+    assert "Acknowledged by alice: toner ordered" in mail.text
+    assert "<b>Acknowledged</b> by alice: toner ordered" in mail.html
+    assert mail.text.count("I'm on it (acknowledge)") == 1  # sw-b's only
+
+
 def test_unacknowledged_alert_in_group_keeps_repeats() -> None:
     h = Harness(settings())
     a, b = make_alert("sw-a"), make_alert("sw-b")
