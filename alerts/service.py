@@ -112,11 +112,23 @@ class AlertService:
         settings: AlertsSettings,
         schedules: Mapping[str, Schedule],
         targets: Sequence[TargetInfo],
+        *,
+        external_url: str | None = None,
+        grafana_url: str | None = None,
     ) -> None:
         """Apply a reloaded config. Rules keep their memory when unchanged; the notifier
-        is restarted on the same state file (its outbox and log carry over)."""
+        is restarted on the same state file (its outbox and log carry over). New
+        ``server.external_url`` / ``dashboards.grafana_url`` (None: unchanged) apply to
+        the notifications queued from now on."""
         self.tick()  # settle and persist what the old engine recorded since its last tick
-        if settings.model_dump() != self.settings.model_dump():
+        links = Links(self.links.external_url if external_url is None else external_url,
+                      self.links.grafana_url if grafana_url is None else grafana_url,
+                      self.secret)  # fmt: skip
+        relinked = links != self.links
+        if relinked:
+            self.links, self.external_url = links, links.external_url
+            self.digests.external_url = links.external_url
+        if relinked or settings.model_dump() != self.settings.model_dump():
             if state_path(settings, self.base_dir) != self.path:
                 log.warning("alerts.state_file changed: takes effect after a restart")
             self.rules = RuleSet.from_settings(settings)

@@ -226,8 +226,9 @@ class Monitor:
                 self.store.remove_target(name)
             if self.alerts is not None:
                 await self.alerts.reconfigure(
-                    self._alert_settings(cfg), cfg.schedules, _target_infos(targets, self.inferred_parents())
-                )
+                    self._alert_settings(cfg), cfg.schedules, _target_infos(targets, self.inferred_parents()),
+                    external_url=cfg.server.external_url or "", grafana_url=cfg.dashboards.grafana_url or "",
+                )  # fmt: skip
             await self._apply_history(cfg)
             if self.history is not None:
                 self.history.forget_targets(t.name for t in targets)
