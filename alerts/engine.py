@@ -18,10 +18,12 @@ reason); only the notifier ignores them. One suppression is shown, by priority:
      or up (the child fires normally);
    - the parent comes back before the children are probed again: an alert that was
      active while the parent was down stays suppressed ("parent ... is back up; waiting
-     for ...'s next check") until the child is observed after the parent's recovery. So
-     a closet switch going down with 30 children gives one unsuppressed alert, and when it
-     comes back the children resolve without ever firing unsuppressed; a child still down
-     at its next check then fires.
+     for ...'s next check") until the alert is observed on data measured after the
+     parent's recovery (:attr:`Observation.as_of`: its rule's probe runs started after
+     it). So a closet switch going down with 30 children gives one unsuppressed alert,
+     and when it comes back the children resolve without ever firing unsuppressed; a
+     child still down at its next check then fires. Per alert, not per target: a
+     printer's ping every minute says nothing new of its TCP port checked every 5.
 
    Both waits end after ``parent_wait`` (default 10m), so an unmonitored or slow parent
    delays alerts but never hides them.
@@ -94,6 +96,11 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS alert_targets (
         name TEXT PRIMARY KEY, observed_at REAL, up_since REAL)""",
 )
+#: Each alert's data time (``_Instance.observed``): a table and schema part of its own, so
+#: that older files gain it and an older netmon still writes its ``alerts`` rows.
+_OBSERVED_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS alert_observed (fingerprint TEXT PRIMARY KEY, as_of REAL NOT NULL)",
+)
 
 
 class FlappingSettings(StrictModel):
@@ -142,6 +149,9 @@ class _Instance:
     #: The rule's latest verdict (differs from the state while pending or flapping).
     condition: bool
     flapping: bool = False
+    #: When the data of its latest observation was measured (``Observation.as_of``, else
+    #: the observation's time).
+    observed: float = _NEVER
 
     def row(self) -> tuple[object, ...]:
         a = self.alert
@@ -168,6 +178,7 @@ class AlertEngine:
         self.base_dir = Path(base_dir)
         self.clock = clock
         self.store.ensure_schema("engine", 1, _SCHEMA)
+        self.store.ensure_schema("engine_observed", 1, _OBSERVED_SCHEMA)
         self.store.ensure_schema("silences", 1, SILENCE_SCHEMA)
         self._generation = self.store.generation
         conn = self.store.conn
@@ -197,9 +208,17 @@ class AlertEngine:
                 self._observed[row["name"]] = row["observed_at"]
             if row["up_since"] is not None:
                 self._up_since[row["name"]] = row["up_since"]
+        # A file from before alert_observed: the target's last observation, as then.
+        for inst in self._instances.values():
+            inst.observed = self._observed.get(inst.alert.target, _NEVER)
+        for row in conn.execute("SELECT fingerprint, as_of FROM alert_observed"):
+            if (found := self._instances.get(row["fingerprint"])) is not None:
+                found.observed = row["as_of"]
         self._dirty_targets: set[str] = set()
-        #: Instances changed since the last write (only these are serialised).
+        #: Instances changed since the last write (only these are serialised) ...
         self._touched: set[str] = set()
+        #: ... and those whose ``observed`` changed.
+        self._dirty_observed: set[str] = set()
         self._in_schedule: dict[str, bool] = {}
         self._down = self._down_targets()
         self._silences: list[Silence] = list_silences(conn, now=self.clock())
@@ -236,8 +255,11 @@ class AlertEngine:
             seen.add(self._apply(obs, at))
         for fp in list(self._by_target.get(target, ())):
             inst = self._instances[fp]
-            if fp not in seen and inst.condition:
-                self._flip(inst, False, at)
+            if fp not in seen:
+                if inst.condition:
+                    self._flip(inst, False, at)
+                if inst.alert.state in _ACTIVE:  # held while flapping: nothing to wait for
+                    self._saw(inst, at)
         self._observed[target] = at
         self._dirty_targets.add(target)
         return self._settle(at, before) if settle else []
@@ -276,9 +298,9 @@ class AlertEngine:
     def watching(self, now: float) -> set[str]:
         """Targets whose next observation may change a parent verdict even when their
         conditions stay the same: ancestors not observed since a reachability alert of
-        a descendant became active, and targets not observed since their parent came
-        back (see the module docstring). Observations of other targets with unchanged
-        conditions change nothing (:mod:`alerts.replay` skips them)."""
+        a descendant became active, and targets with an alert not observed on data from
+        after their parent came back (see the module docstring). Observations of other
+        targets with unchanged conditions change nothing (:mod:`alerts.replay` skips them)."""
         found: set[str] = set()
         wait = self.settings.parent_wait
         for inst in self._instances.values():
@@ -289,8 +311,7 @@ class AlertEngine:
             since = a.active_since or now
             if now - since < inst.for_seconds + wait:
                 found.update(p for p in chain if self._observed.get(p, _NEVER) < since)
-            seen = self._observed.get(a.target, _NEVER)
-            if any(seen < self._up_since.get(p, _NEVER) > now - wait for p in chain):
+            if any(inst.observed < self._up_since.get(p, _NEVER) > now - wait for p in chain):
                 found.add(a.target)
         return found
 
@@ -365,9 +386,16 @@ class AlertEngine:
         inst.alert.value = obs.value
         inst.reachability = obs.reachability
         inst.for_seconds = obs.for_seconds
+        as_of = obs.as_of
+        self._saw(inst, now if as_of is None else as_of)
         if obs.active != inst.condition:
             self._flip(inst, obs.active, now)
         return fp
+
+    def _saw(self, inst: _Instance, as_of: float) -> None:
+        if inst.observed != as_of:
+            inst.observed = as_of
+            self._dirty_observed.add(inst.alert.fingerprint)
 
     def _flip(self, inst: _Instance, active: bool, now: float) -> None:
         inst.condition = active
@@ -478,12 +506,7 @@ class AlertEngine:
         wait = self.settings.parent_wait
         for ancestor in chain:
             up = self._up_since.get(ancestor)
-            if (
-                up is not None
-                and since <= up
-                and self._observed.get(target, float("-inf")) < up
-                and now - up < wait
-            ):
+            if up is not None and since <= up and inst.observed < up and now - up < wait:
                 return (
                     "recovering",
                     f"parent {ancestor} is back up; waiting for {target}'s next check",
@@ -551,18 +574,24 @@ class AlertEngine:
             self._by_target.get(removed.alert.target, set()).discard(fp)
         rows = {fp: self._instances[fp].row() for fp in self._touched if fp in self._instances}
         self._touched = set()
+        observed = [(fp, self._instances[fp].observed) for fp in self._dirty_observed
+                    if fp in self._instances]  # fmt: skip
+        self._dirty_observed = set()
         digests = {fp: _digest(row) for fp, row in rows.items()}
         changed = [row for fp, row in rows.items() if self._written.get(fp) != digests[fp]]
         deleted = [fp for fp in gone if fp in self._written]
         flips, self._new_flips = self._new_flips, []
         targets = [(t, self._observed.get(t), self._up_since.get(t)) for t in self._dirty_targets]
         self._dirty_targets = set()
-        if not (changed or deleted or flips or targets):
+        if not (changed or deleted or flips or targets or observed):
             return
 
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?,?,?,?)", changed)
-            conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deleted])
+            conn.executemany("INSERT OR REPLACE INTO alert_observed VALUES (?, ?)", observed)
+            gone_rows = [(fp,) for fp in deleted]
+            conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", gone_rows)
+            conn.executemany("DELETE FROM alert_observed WHERE fingerprint = ?", gone_rows)
             conn.executemany("INSERT INTO alert_flips VALUES (?, ?)", flips)
             if flips:
                 conn.execute(
@@ -582,6 +611,7 @@ class AlertEngine:
         self._generation = self.store.generation
         self._written = {}
         self._touched = set(self._instances)
+        self._dirty_observed = set(self._instances)
         self._new_flips = [(fp, at) for fp, flips in self._flips.items() for at in flips]
         self._dirty_targets = set(self._observed) | set(self._up_since)
         silences = self._silences

@@ -23,6 +23,8 @@ from typing import Any
 
 #: Labels every alert carries (when the target has them): identity and routing.
 TARGET_LABELS = ("target", "group", "role", "site", "building", "room")
+#: The probe runs a rule's verdict was computed from: (store probe name, started_at, duration).
+Inputs = tuple[tuple[str, float, float], ...]
 
 
 class Severity(StrEnum):
@@ -85,10 +87,21 @@ class Observation:
     reachability: bool = False
     #: Seconds the condition must hold before firing (the rule's effective ``for``).
     for_seconds: float = 0.0
+    #: The probe runs the rule read (None: unknown, e.g. hand-made results). Not part of
+    #: the verdict: two observations differing only here are equal.
+    inputs: Inputs | None = field(default=None, compare=False)
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
+
+    @property
+    def as_of(self) -> float | None:
+        """When the data behind this verdict was measured: the start of the oldest probe
+        run the rule read (None: unknown). A run that started before a parent came back
+        may have failed because of the parent, even if it ended after; so the start,
+        not the end, decides whether the verdict is news from after the recovery."""
+        return min((started for _, started, _ in self.inputs or ()), default=None)
 
 
 @dataclass(slots=True)

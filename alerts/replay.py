@@ -19,12 +19,14 @@ A week in seconds, exactly as a run would go (up to the daemon's sub-second jitt
   longest interval, plus the longest ``rate`` window reading a metric that changed)
   gives the same observations at every run, so its runs are skipped -- unless the
   engine is watching it for a parent verdict (:meth:`AlertEngine.watching`); then its
-  last observations are observed again. A ``max_over_time`` or ``resets`` window wakes
-  the target again shortly before the points from before a change leave it. Before a
-  skipped target's results change, the rules' memory is rebuilt as continuous probing
-  would have left it: the skipped runs of its longest ``rate`` window are evaluated
-  again (observations not used); for ``max_over_time`` and ``resets`` of a steady
-  series only the newest point matters, so the last run is.
+  last observations are observed again, as read from that run (:func:`rerun`: the
+  engine tells each alert's news from after a parent's recovery by the runs its rule
+  read). A ``max_over_time`` or ``resets`` window wakes the target again shortly
+  before the points from before a change leave it. Before a skipped target's results
+  change, the rules' memory is rebuilt as continuous probing would have left it: the
+  skipped runs of its longest ``rate`` window are evaluated again (observations not
+  used); for ``max_over_time`` and ``resets`` of a steady series only the newest point
+  matters, so the last run is.
 - Restarts stop the service (its state file stays) and start a new one, whose rules
   wait for the first result of each of a target's jobs, as ``netmon run`` does.
 
@@ -37,6 +39,7 @@ changes no notification unless ``group_interval`` is longer than that hour.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import math
 import tempfile
@@ -582,12 +585,12 @@ class Replay:
             self._skipped += 1
             return
         ends = at + job.duration(self.states[i])
-        self._push(ends, 1, "end", (i, gen, result))
+        self._push(ends, 1, "end", (i, gen, result, at))
         # A run still going when the next is due skips it (the scheduler's max_instances).
         self._push(job.next_start(max(at + job.interval, ends)), 1, "begin", (i, gen))
 
-    def _end(self, payload: tuple[int, int, ProbeResult | None], at: float) -> None:
-        i, gen, result = payload
+    def _end(self, payload: tuple[int, int, ProbeResult | None, float], at: float) -> None:
+        i, gen, result, start = payload
         if gen != self._gen:
             return
         assert self._service is not None
@@ -602,6 +605,7 @@ class Replay:
             elif watched:
                 self._need_tick(at)
         elif t.observations is not None:
+            t.observations = rerun(t.observations, {job.store_name: (start, at - start)})
             self._service.engine.observe(job.target, t.observations, at, settle=False)
             t.last_observed = at
             self._need_tick(at)
@@ -669,6 +673,12 @@ class Replay:
                     for i in t.jobs), default=_INF)  # fmt: skip
         if (t.observations is not None and t.last_observed < last <= at
                 and last - self.jobs[t.jobs[0]].interval >= self._origin):
+            runs: dict[str, tuple[float, float]] = {}
+            for i in t.jobs:
+                job, state = self.jobs[i], self.states[i]
+                if (start := job.last_finish(at, state)) >= self._origin:
+                    runs[job.store_name] = (start, job.duration(state))
+            t.observations = rerun(t.observations, runs)
             self._service.engine.observe(t.info.name, t.observations, last, settle=False)
             t.last_observed = last
             self._skipped += 1
@@ -701,6 +711,25 @@ class Replay:
                 (a.rule, a.target, "flapping" if a.suppressed is Suppression.FLAPPING else a.state.value)
                 for a in n.alerts)  # fmt: skip
             self._sent.append(Sent(n.created_at, n.receiver, n.kind, subject, alerts))
+
+
+def rerun(
+    observations: list[Observation], runs: Mapping[str, tuple[float, float]]
+) -> list[Observation]:
+    """``observations`` as the rules would give them after these runs (store name ->
+    start, duration) found what the previous ones did: the same verdicts, read from the
+    new runs (the engine tells news from after a parent's recovery by them)."""
+    out = []
+    for obs in observations:
+        if obs.inputs is not None and any(name in runs for name, _, _ in obs.inputs):
+            inputs: list[tuple[str, float, float]] = []
+            for name, started, took in obs.inputs:
+                new = runs.get(name)
+                inputs.append((name, *new) if new is not None and new[0] > started
+                              else (name, started, took))  # fmt: skip
+            obs = dataclasses.replace(obs, inputs=tuple(inputs))
+        out.append(obs)
+    return out
 
 
 def _ts(text: str | None) -> float:

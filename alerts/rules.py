@@ -44,7 +44,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from alerts.model import TARGET_LABELS, Observation, Severity
+from alerts.model import TARGET_LABELS, Inputs, Observation, Severity
 from alerts.rules_default import DEFAULT_RULES
 from probes.metrics import METRICS
 from probes.result import Labels, ProbeResult
@@ -350,8 +350,6 @@ class _Value:
 LabelKey = frozenset[tuple[str, str]]
 #: An alert instance's own labels, sorted: ``(("if_index", "3"), ("if_name", "Gi0/3"))``.
 InstanceKey = tuple[tuple[str, str], ...]
-#: The probe runs a verdict was computed from: (store probe name, started_at, duration).
-Inputs = tuple[tuple[str, float, float], ...]
 _INF = float("inf")
 #: A series not seen for its window plus this long is forgotten (a removed port, disk).
 FORGET_AFTER = 3600.0
@@ -755,7 +753,8 @@ class RuleSet:
         """Active observations of every rule for one target's latest results.
 
         ``results`` maps store probe names (icmp, snmp, tcp-9100) to the latest result
-        and is complete: instances not returned are inactive. When the SNMP probe failed,
+        and is complete: instances not returned are inactive. Each observation names the
+        probe runs its rule read (``Observation.inputs``). When the SNMP probe failed,
         SNMP-based rules keep their last verdict (toner is still low while the printer
         sleeps; the reachability rules say why data is missing).
         """
@@ -771,7 +770,7 @@ class RuleSet:
         out: list[Observation] = []
         snmp = [r for key, r in results.items() if _probe_matches("snmp", key)]
         snmp_failed = bool(snmp) and not any(r.status.success for r in snmp)
-        by_kinds: dict[frozenset[str], Inputs | None] = {}
+        by_kinds: dict[frozenset[str] | None, Inputs | None] = {}
         verdicts = state.verdicts
         for i, rule in enumerate(rules):
             last = verdicts[i]
@@ -785,22 +784,22 @@ class RuleSet:
             if rule.name not in self._deps:  # overrides never change a rule's metrics
                 self._deps[rule.name] = _dependencies(rule)
             kinds = self._deps[rule.name]
-            inputs = None
-            if kinds is not None:
-                if kinds not in by_kinds:  # one tuple, shared by the rules reading the same
-                    found = tuple(
-                        (key, r.started_at, r.duration_seconds)
-                        for key, r in sorted(results.items())
-                        if any(_probe_matches(k, key) for k in kinds)
-                    )
-                    # results without run times (hand-made): always evaluate
-                    by_kinds[kinds] = None if any(at == 0 for _, at, _ in found) else found
-                inputs = by_kinds[kinds]
+            if kinds not in by_kinds:  # one tuple, shared by the rules reading the same
+                found = tuple(
+                    (key, r.started_at, r.duration_seconds)
+                    for key, r in sorted(results.items())
+                    if kinds is None or any(_probe_matches(k, key) for k in kinds)
+                )
+                # results without run times (hand-made): always evaluate
+                by_kinds[kinds] = None if any(at == 0 for _, at, _ in found) else found
+            # what the observations were read from (kinds None: any result, say all)
+            read = by_kinds[kinds]
+            inputs = None if kinds is None else read
             if inputs is not None and last[2] == inputs:
                 # Only another probe's result is new (a switch's ping, not its SNMP walk).
                 out += last[0]
                 continue
-            observations, active = self._rule(rule, ev, last[1])
+            observations, active = self._rule(rule, ev, last[1], read)
             inputs = last[2] if inputs is None else inputs
             verdicts[i] = (observations, active, inputs) if observations else ev.quiet(inputs)
             out += observations
@@ -890,9 +889,9 @@ class RuleSet:
         return verdicts
 
     def _rule(
-        self, rule: Rule, ev: _Evaluation, was_active: frozenset[InstanceKey]
+        self, rule: Rule, ev: _Evaluation, was_active: frozenset[InstanceKey], read: Inputs | None
     ) -> tuple[list[Observation], frozenset[InstanceKey]]:
-        """The rule's observations and their instances."""
+        """The rule's observations (read from the probe runs ``read``) and their instances."""
         found: dict[InstanceKey, tuple[Clause, _Value]] = {}
         for clause in rule.clauses:
             passing: dict[int, set[tuple[str, ...]]] = {}
@@ -913,14 +912,15 @@ class RuleSet:
                 ):
                     found[ikey] = (clause, val)
         observations = [
-            self._observation(rule, clause, ev.target, dict(ikey), val)
+            self._observation(rule, clause, ev.target, dict(ikey), val, read)
             for ikey, (clause, val) in found.items()
         ]
         return observations, frozenset(found) if found else _NO_INSTANCES
 
     def _observation(
-        self, rule: Rule, clause: Clause, target: TargetInfo, inst: dict[str, str], val: _Value
-    ) -> Observation:
+        self, rule: Rule, clause: Clause, target: TargetInfo, inst: dict[str, str], val: _Value,
+        read: Inputs | None,
+    ) -> Observation:  # fmt: skip
         # In the engine's order (target, its labels, the rule's), so that it can keep this
         # dict rather than a copy.
         labels = {"target": target.name}
@@ -940,6 +940,7 @@ class RuleSet:
             description=rule.description.format_map(ctx),
             reachability=rule.reachability,
             for_seconds=rule.for_,
+            inputs=read,
         )
 
     # --- export ---

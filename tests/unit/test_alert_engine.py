@@ -3,6 +3,7 @@ driven through ``now=`` on a real SQLite state file (no sleeping)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +15,11 @@ import pytest
 from alerts.db import open_db
 from alerts.engine import RESOLVED_RETENTION, AlertEngine, EngineSettings, read_alerts
 from alerts.model import Alert, AlertState, Observation, Suppression
+from alerts.rules import RuleSet, RulesSettings, TargetInfo
 from alerts.schedule import Schedule
 from alerts.silences import Matcher, add_silence
+from probes.registry import runner_samples
+from probes.result import ProbeResult, Sample, Status
 
 LONDON = ZoneInfo("Europe/London")
 #: Monday 7 September 2026, 10:00 in London: inside school hours.
@@ -248,6 +252,63 @@ def test_parent_never_heard_of_delays_at_most_parent_wait(state_file: Path) -> N
     conn.close()
 
 
+def _run(probe: str, up: bool, started: float) -> ProbeResult:
+    """One ICMP or TCP run as the runner stores it: the probe's samples and its own."""
+    took = 0.05 if up else 2.0
+    samples = []
+    if probe == "icmp":
+        samples = [Sample.of("netmon_icmp_packets_sent", 3),
+                   Sample.of("netmon_icmp_packets_received", 3 if up else 0)]  # fmt: skip
+    result = ProbeResult(Status.OK if up else Status.TIMEOUT, "", samples,
+                         duration_seconds=took, started_at=started)  # fmt: skip
+    result.samples += runner_samples(result)
+    return result
+
+
+@pytest.mark.parametrize("port_back", [True, False])
+def test_a_childs_alert_waits_for_its_own_probe_after_the_parent_returns(
+    state_file: Path, port_back: bool
+) -> None:
+    """The copier behind closet switch B: ping every 60 s, TCP 9100 every 300 s, the real
+    rules. After the switch comes back, the copier's ping reports first while its TCP
+    result from the outage is still the latest: tcp_service_down stays suppressed until
+    the port's own next check, which resolves it, or, still failing, fires it then."""
+    conn = open_db(state_file)
+    engine = make_engine(conn)
+    switch = TargetInfo("sw-closet-b", {"role": "switch"})
+    copier = TargetInfo("office-copier", {"role": "printer"}, parent="sw-closet-b")
+    engine.set_targets([switch, copier])
+    rules = RuleSet.from_settings(RulesSettings())
+    # (target, store name, interval, phase); the switch is down from 600 s to 1800 s
+    jobs = [(switch, "icmp", 60, 10), (copier, "icmp", 60, 20), (copier, "tcp-9100", 300, 250)]
+    latest: dict[str, dict[str, ProbeResult]] = {"sw-closet-b": {}, "office-copier": {}}
+    running: list[tuple[float, TargetInfo, str, ProbeResult]] = []  # by the time they end
+    unsuppressed: list[int] = []
+    for second in range(2400):
+        now = T0 + second
+        for info, name, every, phase in jobs:
+            if second % every == phase:
+                outage = 600 <= second < 1800
+                up = not outage and (port_back or second < 600 or name == "icmp")
+                run = _run(name[:4].rstrip("-"), up, now)
+                running.append((now + run.duration_seconds, info, name, run))
+        for done, info, name, run in [r for r in running if r[0] < now + 1]:
+            latest[info.name][name] = run
+            engine.observe(info.name, rules.evaluate(info, latest[info.name], done), done)
+        running = [r for r in running if r[0] >= now + 1]
+        engine.tick(now=now + 0.999)
+        alerts = [a for a in engine.alerts() if a.rule == "tcp_service_down"]
+        if alerts and alerts[0].state is AlertState.FIRING and not alerts[0].suppressed.value:
+            unsuppressed.append(second)
+    [alert] = [a for a in engine.alerts() if a.rule == "tcp_service_down"]
+    assert alert.active_since is not None and alert.active_since < T0 + 1800
+    if port_back:
+        assert unsuppressed == [] and alert.state is AlertState.RESOLVED
+    else:  # fires at the port's first check after the switch's return (2050 s), no later
+        assert unsuppressed[0] == 2052 and alert.state is AlertState.FIRING
+    conn.close()
+
+
 # --- schedules -----------------------------------------------------------------------
 
 
@@ -378,6 +439,42 @@ def test_restart_on_the_same_file_continues(state_file: Path) -> None:
     assert (fired.rule, fired.state, fired.active_since) == ("printer_supply_low", AlertState.FIRING, T0)
     # the core switch is still down: its descendant stays suppressed, not re-evaluated as new
     assert states(second)["pc01"] == (AlertState.FIRING, Suppression.PARENT_DOWN)
+    conn.close()
+
+
+def test_restart_keeps_each_alerts_data_time_and_reads_files_from_before_it(
+    state_file: Path,
+) -> None:
+    """An alert's data time survives a restart (its ping at 330 s is newer, its TCP run
+    from 200 s is not); a state file from before alert_observed gives its alerts their
+    target's last observation, as the engine then did."""
+    port = dataclasses.replace(down("pc01", for_seconds=0), rule="tcp_service_down",
+                               labels={"alertname": "tcp_service_down", "port": "9100"},
+                               inputs=(("tcp-9100", T0 + 200, 2.0),))  # fmt: skip
+    conn = open_db(state_file)
+    first = make_engine(conn)
+    first.observe("sw-closet", [down("sw-closet", for_seconds=0)], now=T0)
+    first.observe("pc01", [port], now=T0 + 202)
+    first.observe("sw-closet", [], now=T0 + 300)
+    first.observe("pc01", [port], now=T0 + 330)
+    assert "back up" in one(first, "pc01", "tcp_service_down").suppressed_reason
+    conn.close()
+
+    conn = open_db(state_file)
+    second = make_engine(conn)
+    second.tick(now=T0 + 331)
+    assert "back up" in one(second, "pc01", "tcp_service_down").suppressed_reason
+    conn.execute("DROP TABLE alert_observed")  # the file as an older netmon left it
+    conn.execute("DELETE FROM schema_versions WHERE part = 'engine_observed'")
+    conn.close()
+
+    conn = open_db(state_file)
+    third = make_engine(conn)
+    third.tick(now=T0 + 332)
+    assert one(third, "pc01", "tcp_service_down").suppressed is Suppression.NONE
+    third.observe("pc01", [dataclasses.replace(port, inputs=(("tcp-9100", T0 + 335, 2.0),))],
+                  now=T0 + 337)  # fmt: skip
+    assert [tuple(r) for r in conn.execute("SELECT as_of FROM alert_observed")] == [(T0 + 335,)]
     conn.close()
 
 

@@ -303,6 +303,35 @@ def test_skipping_steady_runs_sends_what_probing_every_run_sends(tmp_path: Path)
     assert all(fast.suppressed.values()), fast.suppressed  # parent, schedule, silence, flapping
 
 
+def test_skipping_steady_runs_keeps_each_alerts_own_next_check_after_a_parent_returns(
+    tmp_path: Path,
+) -> None:
+    """A copier broken behind its switch, steady (runs skipped) long before the switch
+    comes back: each of its alerts waits for its own probe's next run, ping or TCP port,
+    as when every run is evaluated; not for parent_wait."""
+    groups = [
+        {"name": "core", "role": "switch", "probes": ["icmp"],
+         "targets": [{"name": "sw-a", "address": "192.0.2.1"}]},
+        {"name": "printers", "role": "printer", "probes": ["icmp", "tcp"], "tcp_ports": [9100],
+         "interval": "5m", "parent": "sw-a",
+         "targets": [{"name": "copier", "address": "192.0.2.21"}]},
+    ]  # fmt: skip
+    changes = [
+        {"at": "+10m", "target": "sw-a", "status": "timeout"},
+        {"at": "+10m", "target": "copier", "status": "timeout"},
+        {"at": "+50m", "target": "sw-a", "status": "ok"},  # the copier stays broken
+    ]
+    for name in ("fast", "slow"):
+        (tmp_path / name).mkdir()
+    fast = replay(tmp_path / "fast", groups, changes, end="+1h30m")
+    slow = replay(tmp_path / "slow", groups, changes, end="+1h30m", exhaustive=True)
+    assert fast.notifications == slow.notifications
+    assert fast.evaluated < slow.evaluated
+    fired = {name for n in fast.notifications if n.kind == "firing"
+             for name, target, _ in n.alerts if target == "copier"}  # fmt: skip
+    assert fired == {"device_down", "tcp_service_down"}, fast.notifications
+
+
 # --- the default-pack regression weeks --------------------------------------------------
 
 
