@@ -181,7 +181,9 @@ def mentions(messages: Sequence[Message], *words: str) -> list[Message]:
 
 
 def subjects(messages: Sequence[Message]) -> list[str]:
-    return [str(m.get("Subject", "")) for m in messages]
+    """Subjects as a mail client shows them: a long one is folded over lines, and
+    unfolding leaves the fold's whitespace (RFC 5322 2.2.3)."""
+    return [" ".join(str(m.get("Subject", "")).split()) for m in messages]
 
 
 # --- netmon's own view -----------------------------------------------------------------
