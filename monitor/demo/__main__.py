@@ -112,11 +112,14 @@ def tour(snmp_port: int, lab_extra: list[str]) -> None:
 
 
 def where_tour(config: Path, wait: float = 90.0) -> None:
-    """``netmon where`` and the map, once netmon has read the switches' topology."""
+    """``netmon where`` and the map, once netmon has read the switches' topology: until
+    the closet switch sw-b2 is read, the PC is only known from the core's tables (on the
+    core, for the moment), so the tour waits for the closet's answer."""
     where = [*netmon_exe(), "where", "lab-204-12", "-c", str(config)]
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if subprocess.run(where, check=False, capture_output=True).returncode == 0:
+        done = subprocess.run(where, check=False, capture_output=True, text=True)
+        if done.returncode == 0 and " is on sw-b2 " in done.stdout:
             break
         time.sleep(2)
     run("Which switch port is lab-204-12 on? (learnt from LLDP, forwarding tables, ARP)",

@@ -215,7 +215,7 @@ def test_closet_switch_down_one_email_with_inferred_parents(tmp_path: Path) -> N
                     rows = {a["target"]: a for a in alerts_of(nm, rule=RULE_DOWN)}
                     return all(rows.get(c, {}).get("suppressed") == "parent_down" for c in children)
 
-                wait_until(children_suppressed, 30, "every child to show as suppressed parent_down")
+                wait_until(children_suppressed, 60, "every child to show as suppressed parent_down")
                 wait_probe_rounds(nm, jobs=len(children) + 5, rounds=3)
                 messages = list(mail.messages)
                 assert len(messages) == 1, subjects(messages)
