@@ -23,13 +23,12 @@ first results) and the schedule's minute edges, so the arithmetic is exact: no s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from alerts.schedule import Schedule, is_expected_online
+from alerts.schedule import Schedule, is_expected_online, next_change
 from alerts.silences import Matcher
 from monitor.store.history import HistoryStore, Outage
 
@@ -154,14 +153,17 @@ def devices_from_config(cfg: NetmonConfig, config_path: Path | None = None) -> l
 def schedule_intervals(
     schedule: Schedule, since: float, until: float, *, base_dir: Path
 ) -> Intervals:
-    """When ``schedule`` expects devices online within ``[since, until)``. Schedules
-    change only at whole minutes, so each minute is asked once."""
+    """When ``schedule`` expects devices online within ``[since, until)``: asked once
+    per stretch between the schedule's edges (window starts and ends, midnights,
+    iCalendar events; :func:`alerts.schedule.next_change`, as the alert replay does),
+    not once per minute of a 30-day window."""
     spans: Intervals = []
-    minute = math.floor(since / 60) * 60
-    while minute < until:
-        if is_expected_online(schedule, minute, base_dir=base_dir):
-            spans.append((max(minute, since), min(minute + 60, until)))
-        minute += 60
+    t = since
+    while t < until:
+        edge = min(next_change(schedule, t, base_dir=base_dir), until)
+        if is_expected_online(schedule, t, base_dir=base_dir):
+            spans.append((t, edge))
+        t = edge
     return union(spans)
 
 

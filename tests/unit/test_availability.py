@@ -169,3 +169,21 @@ def test_parents_the_topology_inferred_count_like_written_ones(lab: Lab) -> None
     assert hours(rows["pc-auto"]) == (22, 1, 0, 1, 0)
     assert hours(rows["pc-written"]) == (22, 1, 0, 1, 0)
     assert hours(rows["pc-none"]) == (22, 2, 0, 0, 0)
+
+
+def test_schedule_intervals_walk_edges_and_agree_with_asking_every_minute(tmp_path: Path) -> None:
+    """Stretch by stretch between the schedule's edges gives what asking each minute
+    gives: two windows a day, a holiday, and the clocks going back in October."""
+    from datetime import date
+
+    from alerts.schedule import is_expected_online
+    from monitor.store.availability import schedule_intervals
+
+    school = Schedule(days="mon-fri", hours="07:30-12:00,13:00-16:45", timezone="Europe/London",
+                      holidays=[date(2026, 10, 28)])  # fmt: skip
+    since = 1_792_800_000.0  # 2026-10-24, the Saturday before the change
+    until = since + 8 * 86400
+    minutes = union((m, m + 60) for m in range(int(since), int(until), 60)
+                    if is_expected_online(school, m, base_dir=tmp_path))  # fmt: skip
+    assert schedule_intervals(school, since, until, base_dir=tmp_path) == minutes
+    assert len(minutes) == 2 * 4  # Mon, Tue, Thu, Fri; Wednesday a holiday
