@@ -44,6 +44,11 @@ commands in a few lines:
   netmon run -c /etc/netmon/netmon.yml                           # the monitor service
   netmon discover 10.20.0.0/22 -c netmon.yml --write             # find devices, add them
   netmon alerts list -c /etc/netmon/netmon.yml                   # what is firing, and why
+  netmon alerts ack -c netmon.yml 3f2a9c --comment "toner ordered"   # I'm on it
+  netmon alerts replay week.yml -c netmon.yml                    # what would it have sent?
+  netmon where lab-204-12 -c netmon.yml                          # which switch port is it on?
+  netmon report availability -c netmon.yml --since 30d --by room # for the head teacher
+  netmon report supplies -c netmon.yml                           # what toner to order
   netmon silence add -c netmon.yml -m target=lab-204-07 --duration 2h --comment reimaging
   netmon dashboards build                                        # regenerate Grafana JSON
 

@@ -18,6 +18,24 @@ import yaml
 
 from monitor.cli.app import EXIT_OK, EXIT_PROBLEM, _load_config
 
+WHERE_EPILOG = """\
+examples:
+  netmon where lab-204-12 -c /etc/netmon/netmon.yml      # by inventory name
+  netmon where 10.1.4.12 -c netmon.yml                   # by IP address
+  netmon where 3c:52:82:04:00:0c -c netmon.yml --json    # by MAC, as JSON
+
+It reads what `netmon run` saved (netmon-topology.json beside the alert state file), so
+`netmon run` must have polled the switches' topology module at least once (every 15 min).
+exit codes: 0 found on a switch port, 1 not located (yet) or unknown, 2 usage error"""
+
+SUGGEST_EPILOG = """\
+examples:
+  netmon topology suggest-parents -c /etc/netmon/netmon.yml          # show them
+  netmon topology suggest-parents -c /etc/netmon/netmon.yml --write  # write them in
+
+Without --write nothing changes: inferred parents already apply (parent: auto, the
+default). --write only makes them visible and fixed in the file."""
+
 
 def add_commands(commands: Any) -> None:
     """Add ``where`` to the ``netmon`` subparsers."""
@@ -25,6 +43,7 @@ def add_commands(commands: Any) -> None:
         "where", help="which switch port a device is plugged into",
         description="Find a device by inventory name, IP address or MAC address in the "
                     "topology netmon run learnt from the switches (LLDP, forwarding tables, ARP).",
+        epilog=WHERE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     where.add_argument("query", metavar="NAME|IP|MAC")
     where.add_argument("-c", "--config", default="netmon.yml", metavar="FILE",
@@ -70,6 +89,7 @@ def add_topology_commands(commands: Any) -> None:
                     "--write puts them into the config (comments and layout kept, the result "
                     "validated before it replaces the file). A group whose targets all share "
                     "one parent gets it on the group.",
+        epilog=SUGGEST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     suggest.add_argument("-c", "--config", default="netmon.yml", metavar="FILE",
                          help="netmon config (default: netmon.yml)")  # fmt: skip
